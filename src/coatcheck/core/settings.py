@@ -1,0 +1,136 @@
+"""The one settings object, built once from the application's config.
+
+Every key has one default here and is checked at start: a bad value raises
+:class:`~coatcheck.core.errors.ConfigurationError` from ``init_app``, never
+during a request. Values may be typed (Python config) or text (environment).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from .errors import ConfigurationError
+from .records import LifetimePolicy
+
+_SAMESITE = ("Lax", "Strict", "None")
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+
+
+def _key(name: str, doc: str, default: Any) -> Any:
+    return field(default=default, metadata={"key": name, "doc": doc})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """coatcheck's configuration. Each field names its config key."""
+
+    store_url: str = _key(
+        "COATCHECK_STORE_URL",
+        "Where sessions live: memory://, sqlite:///path or redis://host:port/db. "
+        "Empty means sqlite:///<instance folder>/sessions.db.",
+        "",
+    )
+    cookie_secure: bool = _key(
+        "COATCHECK_COOKIE_SECURE",
+        "Send the session cookie over HTTPS only, with the __Host- prefix. "
+        "false is for plain-HTTP deployments and logs a warning at start.",
+        True,
+    )
+    cookie_name: str = _key(
+        "COATCHECK_COOKIE_NAME",
+        "The session cookie's name. Empty means __Host-session, or session when not secure.",
+        "",
+    )
+    cookie_samesite: str = _key(
+        "COATCHECK_COOKIE_SAMESITE", "SameSite of coatcheck's cookies: Lax, Strict or None.", "Lax"
+    )
+    idle_timeout: float = _key(
+        "COATCHECK_IDLE_TIMEOUT", "Seconds without a request after which a session ends.", 1800.0
+    )
+    absolute_timeout: float = _key(
+        "COATCHECK_ABSOLUTE_TIMEOUT", "Seconds after login after which a session ends.", 43200.0
+    )
+    touch_interval: float = _key(
+        "COATCHECK_TOUCH_INTERVAL",
+        "A read-only request records last-seen at most this often (seconds).",
+        60.0,
+    )
+
+    def __post_init__(self) -> None:
+        if self.cookie_samesite not in _SAMESITE:
+            raise ConfigurationError(
+                f"COATCHECK_COOKIE_SAMESITE must be one of {', '.join(_SAMESITE)}, "
+                f"not {self.cookie_samesite!r}"
+            )
+        if self.cookie_samesite == "None" and not self.cookie_secure:
+            raise ConfigurationError("SameSite=None needs a secure cookie (browsers refuse it)")
+        if self.session_cookie_name.startswith("__Host-") and not self.cookie_secure:
+            raise ConfigurationError("a __Host- cookie must be secure; choose another name")
+        for name in ("idle_timeout", "absolute_timeout"):
+            if getattr(self, name) <= 0:
+                raise ConfigurationError(f"{_config_key(name)} must be a positive number")
+        if self.touch_interval < 0 or self.touch_interval >= self.idle_timeout:
+            raise ConfigurationError(
+                "COATCHECK_TOUCH_INTERVAL must be at least 0 and below the idle timeout"
+            )
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any], *, instance_path: str) -> Settings:
+        """Return the settings in ``config``, defaults for the rest.
+
+        Raise :class:`ConfigurationError` for any invalid value.
+        """
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            key = f.metadata["key"]
+            if key in config and config[key] is not None:
+                values[f.name] = _parse(key, config[key], f.default)
+        settings = cls(**values)
+        if not settings.store_url:
+            path = os.path.join(os.path.abspath(instance_path), "sessions.db")
+            settings = dataclasses.replace(settings, store_url=f"sqlite:///{path}")
+        return settings
+
+    @property
+    def session_cookie_name(self) -> str:
+        """Return the session cookie's name."""
+        if self.cookie_name:
+            return self.cookie_name
+        return "__Host-session" if self.cookie_secure else "session"
+
+    @property
+    def lifetimes(self) -> LifetimePolicy:
+        """Return the lifetime policy these settings describe."""
+        return LifetimePolicy(self.idle_timeout, self.absolute_timeout, self.touch_interval)
+
+
+def _config_key(name: str) -> str:
+    return str(Settings.__dataclass_fields__[name].metadata["key"])
+
+
+def _parse(key: str, value: Any, default: Any) -> Any:
+    if isinstance(default, bool):
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in _TRUE:
+            return True
+        if text in _FALSE:
+            return False
+        raise ConfigurationError(f"{key} must be true or false, not {value!r}")
+    if isinstance(default, float):
+        if isinstance(value, timedelta):
+            return value.total_seconds()
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ConfigurationError(f"{key} must be a number of seconds, not {value!r}") from None
+    if not isinstance(value, str):
+        raise ConfigurationError(f"{key} must be text, not {type(value).__name__}")
+    return value

@@ -1,0 +1,277 @@
+"""Server-side sessions behind Flask's own ``session`` object.
+
+The cookie carries only the session ID. The record lives in the store under
+the ID's hash. A request that changes nothing writes nothing (but a last-seen
+touch at most once per ``touch_interval``); a request that changes keys saves
+only those keys, so concurrent requests on one session keep each other's work.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from flask import Flask, Request, Response
+from flask.json.tag import TaggedJSONSerializer
+from flask.sessions import SessionInterface, SessionMixin
+
+from ..core.errors import SessionError, StoreUnavailable
+from ..core.ids import is_session_id, new_session_id, store_key
+from ..core.records import SessionRecord
+from .errors import replace_response, store_unavailable_response
+
+if TYPE_CHECKING:
+    from .extension import CoatCheckState
+
+log = logging.getLogger("coatcheck.session")
+_serializer = TaggedJSONSerializer()
+_MAX_USER_AGENT = 512
+
+
+class ServerSession(SessionMixin):
+    """The session of one request: a dict that remembers which keys changed."""
+
+    def __init__(
+        self,
+        data: dict[str, Any] | None = None,
+        *,
+        record: SessionRecord | None = None,
+        cookie_sent: bool = False,
+    ) -> None:
+        self._data: dict[str, Any] = dict(data or {})
+        self._changed: set[str] = set()
+        self._all_modified = False
+        self.record = record
+        #: The request carried a session cookie (valid or not).
+        self.cookie_sent = cookie_sent
+        #: The store failed while loading; the request fails closed.
+        self.failure: StoreUnavailable | None = None
+        self.accessed = False
+        self.rotate_requested = False
+        self.destroy_requested = False
+        self._user_id = record.user_id if record is not None else None
+        self._meta: dict[str, Any] = dict(record.meta) if record is not None else {}
+        self._header_changed = False
+
+    # -- the mapping ------------------------------------------------------
+
+    def __getitem__(self, key: str) -> Any:
+        self.accessed = True
+        return self._data[key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.accessed = True
+        self._data[key] = value
+        self._changed.add(key)
+
+    def __delitem__(self, key: str) -> None:
+        self.accessed = True
+        del self._data[key]
+        self._changed.add(key)
+
+    def __iter__(self) -> Iterator[str]:
+        self.accessed = True
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        self.accessed = True
+        return len(self._data)
+
+    def __contains__(self, key: object) -> bool:
+        self.accessed = True
+        return key in self._data
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self._data!r}>"
+
+    # -- state ------------------------------------------------------------
+
+    @property
+    def new(self) -> bool:  # type: ignore[override]
+        """``True`` until the session has a stored record."""
+        return self.record is None
+
+    @property
+    def modified(self) -> bool:
+        """Whether this request changed the session.
+
+        Set it to ``True`` after changing a mutable value in place
+        (``session["cart"].append(x)``): every key is then saved.
+        """
+        return bool(self._changed) or self._all_modified or self._header_changed
+
+    @modified.setter
+    def modified(self, value: bool) -> None:
+        self._all_modified = value
+
+    @property
+    def user_id(self) -> str | None:
+        """The authenticated user's ID, or ``None`` for an anonymous session."""
+        return self._user_id
+
+    @user_id.setter
+    def user_id(self, value: str | None) -> None:
+        self._user_id = value
+        self._header_changed = True
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        """coatcheck's own bookkeeping; call :meth:`set_meta` to change it."""
+        return dict(self._meta)
+
+    def set_meta(self, key: str, value: Any) -> None:
+        """Set one bookkeeping value (JSON-compatible) of this session."""
+        self._meta[key] = value
+        self._header_changed = True
+
+    @property
+    def handle(self) -> str | None:
+        """The public handle of the stored record, or ``None`` if not stored yet."""
+        return self.record.handle if self.record is not None else None
+
+    def changed_keys(self) -> set[str]:
+        """Return the data keys this request set or deleted."""
+        if self._all_modified:
+            return self._changed | set(self._data)
+        return set(self._changed)
+
+    def is_empty(self) -> bool:
+        """Tell whether there is nothing worth storing."""
+        return not self._data and self._user_id is None
+
+    def serialized(self, keys: set[str] | None = None) -> dict[str, str]:
+        """Return the current values (all, or ``keys``) as JSON text."""
+        names = self._data.keys() if keys is None else keys & self._data.keys()
+        out = {}
+        for name in names:
+            try:
+                out[name] = _serializer.dumps(self._data[name])
+            except TypeError as exc:
+                raise SessionError(
+                    f"the value of session key {name!r} cannot be stored as JSON: {exc}"
+                ) from exc
+        return out
+
+
+class ServerSessionInterface(SessionInterface):
+    """Open and save :class:`ServerSession` objects through a store."""
+
+    def __init__(self, state: CoatCheckState) -> None:
+        self.state = state
+
+    def open_session(self, app: Flask, request: Request) -> ServerSession:
+        settings, store = self.state.settings, self.state.store
+        values = request.cookies.getlist(settings.session_cookie_name)
+        if not values:
+            return ServerSession()
+        # Two cookies of one name (cookie tossing) or a malformed one: no session.
+        if len(values) != 1 or not is_session_id(values[0]):
+            return ServerSession(cookie_sent=True)
+        key = store_key(values[0])
+        try:
+            record = store.get(key)
+            if record is not None and self.state.lifetimes.is_expired(record, self.state.clock()):
+                store.delete(key)
+                record = None
+        except StoreUnavailable as exc:
+            session = ServerSession(cookie_sent=True)
+            session.failure = exc
+            return session
+        if record is None:
+            return ServerSession(cookie_sent=True)
+        data = {name: _serializer.loads(text) for name, text in record.data.items()}
+        return ServerSession(data, record=record, cookie_sent=True)
+
+    def save_session(  # type: ignore[override]
+        self, app: Flask, session: ServerSession, response: Response
+    ) -> None:
+        if session.failure is not None:
+            return
+        if session.accessed or session.user_id is not None:
+            response.vary.add("Cookie")
+        if session.user_id is not None:
+            response.headers["Cache-Control"] = "no-store"
+        try:
+            self._persist(session, response)
+        except StoreUnavailable as exc:
+            log.error("session store unavailable while saving: %s", exc)
+            replace_response(response, store_unavailable_response())
+
+    def _persist(self, session: ServerSession, response: Response) -> None:
+        store, lifetimes, now = self.state.store, self.state.lifetimes, self.state.clock()
+        record = session.record
+        emptied = session.modified and session.is_empty()
+        if session.destroy_requested or emptied:
+            if record is not None:
+                store.delete(record.key)
+            if session.cookie_sent:
+                self._delete_cookie(response)
+            return
+        if record is None or session.rotate_requested:
+            if record is None and not session.modified:
+                if session.cookie_sent:
+                    self._delete_cookie(response)  # stale or garbage: stop sending it
+                return
+            self._store_new(session, response, now)
+            if record is not None:
+                store.delete(record.key)
+            return
+        if session.modified:
+            changed = session.changed_keys()
+            record.data = session.serialized(changed)
+            record.user_id, record.meta = session.user_id, session.meta
+            lifetimes.seen(record, now)
+            if not store.save(record, changed):
+                self._delete_cookie(response)  # revoked while this request ran
+        elif lifetimes.needs_touch(record, now):
+            lifetimes.seen(record, now)
+            try:
+                store.touch(record.key, record.last_seen_at, record.expires_at)
+            except StoreUnavailable as exc:
+                # The read succeeded and nothing is lost; the next request will tell.
+                log.warning("could not record last-seen: %s", exc)
+
+    def _store_new(self, session: ServerSession, response: Response, now: float) -> None:
+        from flask import request
+
+        sid = new_session_id()
+        meta = session.meta
+        if session.record is None:
+            meta.setdefault("ip", request.remote_addr)
+            meta.setdefault("user_agent", request.user_agent.string[:_MAX_USER_AGENT])
+        record = self.state.lifetimes.new_record(
+            store_key(sid), now, user_id=session.user_id, data=session.serialized(), meta=meta
+        )
+        if session.record is not None:  # rotation keeps the session's age
+            record.created_at = session.record.created_at
+            self.state.lifetimes.seen(record, now)
+        self.state.store.save(record)
+        session.record = record
+        self._set_cookie(response, sid, session, now)
+
+    def _set_cookie(self, response: Response, sid: str, session: ServerSession, now: float) -> None:
+        max_age = None
+        if session.permanent and session.record is not None:
+            end = session.record.created_at + self.state.settings.absolute_timeout
+            max_age = max(0, int(end - now))
+        response.set_cookie(
+            self.state.settings.session_cookie_name,
+            sid,
+            max_age=max_age,
+            **self._cookie_attributes(),
+        )
+
+    def _delete_cookie(self, response: Response) -> None:
+        response.delete_cookie(self.state.settings.session_cookie_name, **self._cookie_attributes())
+
+    def _cookie_attributes(self) -> dict[str, Any]:
+        """Return the attributes the session cookie is both set and deleted with."""
+        settings = self.state.settings
+        return {
+            "path": "/",
+            "domain": None,
+            "secure": settings.cookie_secure,
+            "httponly": True,
+            "samesite": settings.cookie_samesite,
+        }

@@ -1,0 +1,121 @@
+"""The one contract every session store fulfils.
+
+A store moves records; it makes no decisions. IDs, hashing, expiry rules and
+rotation live above it (``coatcheck.core`` and ``coatcheck.ext``). A
+third-party store is one subclass of :class:`SessionStore` registered with
+:func:`register_store`.
+
+Contract, checked for every store by ``tests/stores/test_contract.py``:
+
+- Records are addressed by ``record.key`` (the SHA-256 of the session ID).
+- :meth:`~SessionStore.save` with ``changed=None`` writes the whole record,
+  creating it if needed. With ``changed`` (a set of data keys) it merges into
+  the stored record atomically: each named key is set from ``record.data`` or
+  deleted when absent there; other stored keys are left as they are; the
+  record's other fields are written. A partial save never re-creates a record
+  that is gone (revoked or expired) and then returns ``False``.
+- A store may forget a record once ``expires_at`` has passed, but the
+  decision that a session has ended is taken above the store.
+- Every failure to reach the backing service raises
+  :class:`~coatcheck.core.errors.StoreUnavailable`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from abc import ABC, abstractmethod
+from collections.abc import Set
+from typing import Any
+from urllib.parse import urlsplit
+
+from ..core.clock import Clock, system_clock
+from ..core.errors import ConfigurationError
+from ..core.records import SessionRecord
+
+# scheme -> "module:Class", imported only when a URL asks for it.
+_REGISTRY: dict[str, str] = {
+    "memory": "coatcheck.stores.memory:MemorySessionStore",
+    "sqlite": "coatcheck.stores.sqlite:SQLiteSessionStore",
+    "redis": "coatcheck.stores.redis:RedisSessionStore",
+    "rediss": "coatcheck.stores.redis:RedisSessionStore",
+    "redis+cluster": "coatcheck.stores.redis:RedisSessionStore",
+    "rediss+cluster": "coatcheck.stores.redis:RedisSessionStore",
+}
+
+
+class SessionStore(ABC):
+    """Keep session records somewhere, addressed by their key."""
+
+    def __init__(self, *, clock: Clock = system_clock) -> None:
+        self.clock = clock
+
+    @classmethod
+    @abstractmethod
+    def from_url(cls, url: str, *, clock: Clock = system_clock) -> SessionStore:
+        """Return a store configured by ``url``."""
+
+    @abstractmethod
+    def get(self, key: str) -> SessionRecord | None:
+        """Return the record stored under ``key``, or ``None``."""
+
+    @abstractmethod
+    def save(self, record: SessionRecord, changed: Set[str] | None = None) -> bool:
+        """Write ``record``, whole or only the ``changed`` data keys.
+
+        Return ``False`` when a partial save found no record to update.
+        """
+
+    @abstractmethod
+    def touch(self, key: str, last_seen_at: float, expires_at: float) -> None:
+        """Refresh the last-seen time and expiry of an existing record."""
+
+    @abstractmethod
+    def delete(self, key: str) -> None:
+        """Forget the record stored under ``key``; no error if there is none."""
+
+    @abstractmethod
+    def list_by_user(self, user_id: str) -> list[SessionRecord]:
+        """Return the unexpired records of one user, oldest first."""
+
+    @abstractmethod
+    def delete_by_user(self, user_id: str, *, keep: str | None = None) -> int:
+        """Delete every record of one user except ``keep``; return how many."""
+
+    @abstractmethod
+    def purge_expired(self) -> int:
+        """Delete every record whose ``expires_at`` has passed; return how many."""
+
+    def ping(self) -> None:  # noqa: B027 - optional hook, a no-op by default
+        """Raise :class:`StoreUnavailable` if the backing service is down."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook, a no-op by default
+        """Release connections. The store may be used again afterwards."""
+
+
+def register_store(scheme: str, target: str) -> None:
+    """Make ``scheme://`` URLs open ``target`` (``"package.module:Class"``)."""
+    _REGISTRY[scheme] = target
+
+
+def open_store(url: str, *, clock: Clock = system_clock) -> SessionStore:
+    """Return the store that ``url`` names, e.g. ``sqlite:///instance/sessions.db``."""
+    scheme = urlsplit(url).scheme.lower()
+    target = _REGISTRY.get(scheme)
+    if target is None:
+        known = ", ".join(sorted(_REGISTRY))
+        raise ConfigurationError(f"unknown session store scheme {scheme!r} (known: {known})")
+    module_name, _, class_name = target.partition(":")
+    cls: Any = getattr(importlib.import_module(module_name), class_name)
+    store: SessionStore = cls.from_url(url, clock=clock)
+    return store
+
+
+def merge_data(stored: dict[str, str], record: SessionRecord, changed: Set[str]) -> dict[str, str]:
+    """Return ``stored`` with the ``changed`` keys taken from ``record.data``."""
+    merged = dict(stored)
+    for name in changed:
+        if name in record.data:
+            merged[name] = record.data[name]
+        else:
+            merged.pop(name, None)
+    return merged

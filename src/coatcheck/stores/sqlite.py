@@ -1,0 +1,208 @@
+"""``sqlite:///path``: the embedded default, one file in WAL mode.
+
+Safe with several threads and processes: each thread of each process opens
+its own connection, and read-modify-write runs under ``BEGIN IMMEDIATE``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator, Set
+from pathlib import Path
+from typing import Any
+
+from ..core.clock import Clock, system_clock
+from ..core.errors import ConfigurationError, StoreUnavailable
+from ..core.records import SessionRecord
+from .base import SessionStore, merge_data
+
+SCHEMA_VERSION = 1
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS coatcheck_sessions (
+    key TEXT PRIMARY KEY,
+    handle TEXT NOT NULL UNIQUE,
+    user_id TEXT,
+    created_at REAL NOT NULL,
+    last_seen_at REAL NOT NULL,
+    expires_at REAL NOT NULL,
+    meta TEXT NOT NULL,
+    data TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS coatcheck_sessions_user
+    ON coatcheck_sessions (user_id) WHERE user_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS coatcheck_sessions_expiry ON coatcheck_sessions (expires_at);
+"""
+_SELECT = (
+    "SELECT key, handle, user_id, created_at, last_seen_at, expires_at, meta, data "
+    "FROM coatcheck_sessions "
+)
+#: Expired rows are purged by the store itself at most this often (seconds).
+PURGE_INTERVAL = 300.0
+
+
+class SQLiteSessionStore(SessionStore):
+    """Keep records in one SQLite file."""
+
+    def __init__(self, path: str | os.PathLike[str], *, clock: Clock = system_clock) -> None:
+        super().__init__(clock=clock)
+        self.path = Path(path)
+        self._local = threading.local()
+        self._schema_ready = False
+        self._schema_lock = threading.Lock()
+        self._next_purge = 0.0
+
+    @classmethod
+    def from_url(cls, url: str, *, clock: Clock = system_clock) -> SQLiteSessionStore:
+        prefix = "sqlite:///"
+        if not url.startswith(prefix) or len(url) == len(prefix):
+            raise ConfigurationError(
+                f"a SQLite store URL is sqlite:///relative/path or sqlite:////absolute/path, "
+                f"not {url!r}"
+            )
+        return cls(url[len(prefix) :], clock=clock)
+
+    def _connect(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is not None and self._local.pid == os.getpid():
+            return conn
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(self.path, timeout=10, isolation_level=None)
+        conn.execute("PRAGMA busy_timeout = 10000")
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        self._local.conn, self._local.pid = conn, os.getpid()
+        with self._schema_lock:
+            if not self._schema_ready:
+                conn.executescript(_SCHEMA)
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                self._schema_ready = True
+        return conn
+
+    @contextlib.contextmanager
+    def _db(self) -> Iterator[sqlite3.Connection]:
+        try:
+            yield self._connect()
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(f"the SQLite session store failed: {exc}") from exc
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._db() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    def get(self, key: str) -> SessionRecord | None:
+        with self._db() as conn:
+            row = conn.execute(_SELECT + "WHERE key = ?", (key,)).fetchone()
+        return _record(row) if row is not None else None
+
+    def save(self, record: SessionRecord, changed: Set[str] | None = None) -> bool:
+        if changed is None:
+            with self._db() as conn:
+                conn.execute(
+                    "INSERT OR REPLACE INTO coatcheck_sessions "
+                    "(key, handle, user_id, created_at, last_seen_at, expires_at, meta, data) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    _row(record, record.data),
+                )
+            self._purge_now_and_then()
+            return True
+        with self._transaction() as conn:
+            row = conn.execute(
+                "SELECT data FROM coatcheck_sessions WHERE key = ?", (record.key,)
+            ).fetchone()
+            if row is None:
+                return False
+            data = merge_data(json.loads(row[0]), record, changed)
+            conn.execute(
+                "UPDATE coatcheck_sessions SET handle = ?, user_id = ?, created_at = ?, "
+                "last_seen_at = ?, expires_at = ?, meta = ?, data = ? WHERE key = ?",
+                (*_row(record, data)[1:], record.key),
+            )
+        return True
+
+    def touch(self, key: str, last_seen_at: float, expires_at: float) -> None:
+        with self._db() as conn:
+            conn.execute(
+                "UPDATE coatcheck_sessions SET last_seen_at = ?, expires_at = ? WHERE key = ?",
+                (last_seen_at, expires_at, key),
+            )
+
+    def delete(self, key: str) -> None:
+        with self._db() as conn:
+            conn.execute("DELETE FROM coatcheck_sessions WHERE key = ?", (key,))
+
+    def list_by_user(self, user_id: str) -> list[SessionRecord]:
+        with self._db() as conn:
+            rows = conn.execute(
+                _SELECT + "WHERE user_id = ? AND expires_at > ? ORDER BY created_at",
+                (user_id, self.clock()),
+            ).fetchall()
+        return [_record(row) for row in rows]
+
+    def delete_by_user(self, user_id: str, *, keep: str | None = None) -> int:
+        with self._db() as conn:
+            cursor = conn.execute(
+                "DELETE FROM coatcheck_sessions WHERE user_id = ? AND key IS NOT ?",
+                (user_id, keep),
+            )
+        return cursor.rowcount
+
+    def purge_expired(self) -> int:
+        with self._db() as conn:
+            cursor = conn.execute(
+                "DELETE FROM coatcheck_sessions WHERE expires_at <= ?", (self.clock(),)
+            )
+        return cursor.rowcount
+
+    def _purge_now_and_then(self) -> None:
+        now = self.clock()
+        if now >= self._next_purge:
+            self._next_purge = now + PURGE_INTERVAL
+            self.purge_expired()
+
+    def ping(self) -> None:
+        with self._db() as conn:
+            conn.execute("SELECT 1").fetchone()
+
+    def close(self) -> None:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+
+def _row(record: SessionRecord, data: dict[str, str]) -> tuple[Any, ...]:
+    return (
+        record.key,
+        record.handle,
+        record.user_id,
+        record.created_at,
+        record.last_seen_at,
+        record.expires_at,
+        json.dumps(record.meta, separators=(",", ":")),
+        json.dumps(data, separators=(",", ":")),
+    )
+
+
+def _record(row: tuple[Any, ...]) -> SessionRecord:
+    key, handle, user_id, created_at, last_seen_at, expires_at, meta, data = row
+    return SessionRecord(
+        key=key,
+        handle=handle,
+        user_id=user_id,
+        created_at=created_at,
+        last_seen_at=last_seen_at,
+        expires_at=expires_at,
+        meta=json.loads(meta),
+        data=json.loads(data),
+    )
