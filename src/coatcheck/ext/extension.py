@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from flask import Flask, current_app, session
+from flask import Flask, current_app, request, session
 
 from ..core.clock import Clock, system_clock
 from ..core.errors import CoatcheckError
@@ -12,7 +12,7 @@ from ..core.records import LifetimePolicy
 from ..core.settings import Settings
 from ..stores.base import SessionStore, open_store
 from .errors import register_error_handlers
-from .session import ServerSession, ServerSessionInterface
+from .session import SESSION_ENVIRON_KEY, ServerSession, ServerSessionInterface
 
 EXTENSION_KEY = "coatcheck"
 
@@ -101,6 +101,7 @@ def current_session() -> ServerSession:
 
 
 def _fail_closed() -> None:
-    current = current_session()
-    if current.failure is not None:
+    # Read the session without the proxy, which would mark it accessed (Vary: Cookie).
+    current = request.environ.get(SESSION_ENVIRON_KEY)
+    if isinstance(current, ServerSession) and current.failure is not None:
         raise current.failure

@@ -27,6 +27,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("coatcheck.session")
 _serializer = TaggedJSONSerializer()
 _MAX_USER_AGENT = 512
+#: Where the request's session is kept for coatcheck's own hooks.
+SESSION_ENVIRON_KEY = "coatcheck.session"
 
 
 class ServerSession(SessionMixin):
@@ -161,6 +163,11 @@ class ServerSessionInterface(SessionInterface):
         self.state = state
 
     def open_session(self, app: Flask, request: Request) -> ServerSession:
+        session = self._open(request)
+        request.environ[SESSION_ENVIRON_KEY] = session
+        return session
+
+    def _open(self, request: Request) -> ServerSession:
         settings, store = self.state.settings, self.state.store
         values = request.cookies.getlist(settings.session_cookie_name)
         if not values:

@@ -1,0 +1,176 @@
+"""One contract, run against every store (memory, SQLite, Redis)."""
+
+from __future__ import annotations
+
+import pytest
+
+from coatcheck.core.clock import ManualClock
+from coatcheck.core.errors import ConfigurationError
+from coatcheck.core.ids import new_session_id, store_key
+from coatcheck.core.records import LifetimePolicy, SessionRecord
+from coatcheck.stores.base import SessionStore, open_store
+
+POLICY = LifetimePolicy()
+
+
+def make_record(clock: ManualClock, user_id: str | None = None, **data: str) -> SessionRecord:
+    record = POLICY.new_record(store_key(new_session_id()), clock(), user_id=user_id)
+    record.data = dict(data)
+    record.meta = {"ip": "127.0.0.1", "user_agent": "pytest"}
+    return record
+
+
+def test_get_missing_is_none(store: SessionStore) -> None:
+    assert store.get(store_key(new_session_id())) is None
+
+
+def test_save_then_get_round_trips(store: SessionStore, clock: ManualClock) -> None:
+    record = make_record(clock, user_id="7", greeting='"hello"', count="3")
+    assert store.save(record) is True
+    assert store.get(record.key) == record
+
+
+def test_full_save_replaces_the_record(store: SessionStore, clock: ManualClock) -> None:
+    record = make_record(clock, a='"1"', b='"2"')
+    store.save(record)
+    record.data = {"c": '"3"'}
+    store.save(record)
+    loaded = store.get(record.key)
+    assert loaded is not None and loaded.data == {"c": '"3"'}
+
+
+def test_partial_save_merges_only_changed_keys(store: SessionStore, clock: ManualClock) -> None:
+    record = make_record(clock, a='"1"', b='"2"', c='"3"')
+    store.save(record)
+    # Another request changed b meanwhile.
+    other = store.get(record.key)
+    assert other is not None
+    other.data["b"] = '"changed elsewhere"'
+    store.save(other, {"b"})
+    # This request sets a, deletes c, and knows nothing of b's change.
+    record.data = {"a": '"new"', "b": '"2"'}
+    assert store.save(record, {"a", "c"}) is True
+    loaded = store.get(record.key)
+    assert loaded is not None
+    assert loaded.data == {"a": '"new"', "b": '"changed elsewhere"'}
+
+
+def test_partial_save_never_recreates_a_deleted_record(
+    store: SessionStore, clock: ManualClock
+) -> None:
+    record = make_record(clock, a='"1"')
+    store.save(record)
+    store.delete(record.key)
+    record.data["a"] = '"2"'
+    assert store.save(record, {"a"}) is False
+    assert store.get(record.key) is None
+
+
+def test_partial_save_can_log_out(store: SessionStore, clock: ManualClock) -> None:
+    record = make_record(clock, user_id="u1")
+    store.save(record)
+    record.user_id = None
+    store.save(record, set())
+    loaded = store.get(record.key)
+    assert loaded is not None and loaded.user_id is None
+    assert store.list_by_user("u1") == []
+
+
+def test_touch_updates_times_only(store: SessionStore, clock: ManualClock) -> None:
+    record = make_record(clock, a='"1"')
+    store.save(record)
+    clock.advance(90)
+    store.touch(record.key, clock(), clock() + 1800)
+    loaded = store.get(record.key)
+    assert loaded is not None
+    assert loaded.last_seen_at == clock()
+    assert loaded.expires_at == clock() + 1800
+    assert loaded.data == record.data and loaded.handle == record.handle
+
+
+def test_touch_of_missing_record_creates_nothing(store: SessionStore, clock: ManualClock) -> None:
+    key = store_key(new_session_id())
+    store.touch(key, clock(), clock() + 60)
+    assert store.get(key) is None
+
+
+def test_delete(store: SessionStore, clock: ManualClock) -> None:
+    record = make_record(clock)
+    store.save(record)
+    store.delete(record.key)
+    store.delete(record.key)  # twice is fine
+    assert store.get(record.key) is None
+
+
+def test_list_by_user(store: SessionStore, clock: ManualClock) -> None:
+    first = make_record(clock, user_id="alice")
+    store.save(first)
+    clock.advance(1)
+    second = make_record(clock, user_id="alice")
+    store.save(second)
+    store.save(make_record(clock, user_id="bob"))
+    store.save(make_record(clock))
+    assert [r.handle for r in store.list_by_user("alice")] == [first.handle, second.handle]
+    assert store.list_by_user("nobody") == []
+
+
+def test_list_by_user_leaves_out_deleted_and_expired(
+    store: SessionStore, clock: ManualClock
+) -> None:
+    gone, old, live = (make_record(clock, user_id="alice") for _ in range(3))
+    for record in (gone, old, live):
+        store.save(record)
+    store.delete(gone.key)
+    store.touch(old.key, old.last_seen_at, clock() + 10)
+    clock.advance(11)
+    assert [r.handle for r in store.list_by_user("alice")] == [live.handle]
+
+
+def test_delete_by_user_keeps_the_named_session(store: SessionStore, clock: ManualClock) -> None:
+    keep, a, b = (make_record(clock, user_id="alice") for _ in range(3))
+    bob = make_record(clock, user_id="bob")
+    for record in (keep, a, b, bob):
+        store.save(record)
+    assert store.delete_by_user("alice", keep=keep.key) == 2
+    assert store.get(a.key) is None and store.get(b.key) is None
+    assert store.get(keep.key) is not None and store.get(bob.key) is not None
+    assert store.delete_by_user("alice") == 1
+    assert store.get(keep.key) is None
+
+
+def test_purge_expired(store: SessionStore, clock: ManualClock, store_kind: str) -> None:
+    short = make_record(clock)
+    short.expires_at = clock() + 5
+    lasting = make_record(clock)
+    store.save(short)
+    store.save(lasting)
+    clock.advance(6)
+    purged = store.purge_expired()
+    if store_kind == "redis":
+        assert purged == 0  # Redis expires keys itself (TTL); checked below
+    else:
+        assert purged == 1
+        assert store.get(short.key) is None
+    assert store.get(lasting.key) is not None
+
+
+def test_values_are_opaque_text(store: SessionStore, clock: ManualClock) -> None:
+    tricky = {"d:x": '"colon"', "u": '"looks like a field"', "ünï": '"\\u00e9"', "": '""'}
+    record = make_record(clock, **tricky)
+    store.save(record)
+    loaded = store.get(record.key)
+    assert loaded is not None and loaded.data == tricky
+
+
+def test_ping(store: SessionStore) -> None:
+    store.ping()
+
+
+def test_unknown_scheme_is_a_configuration_error() -> None:
+    with pytest.raises(ConfigurationError, match="unknown session store scheme"):
+        open_store("mongodb://localhost")
+
+
+def test_sqlite_url_needs_a_path() -> None:
+    with pytest.raises(ConfigurationError):
+        open_store("sqlite://")
