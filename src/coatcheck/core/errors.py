@@ -25,3 +25,35 @@ class StoreUnavailable(SessionError):
     Requests that need the store fail closed with 503 when this is raised:
     never an anonymous pass-through.
     """
+
+
+class UsernameTaken(CoatcheckError):
+    """A user with this username (compared case-insensitively) already exists."""
+
+
+class InvalidUsername(CoatcheckError):
+    """A username that does not follow the rules (length, characters)."""
+
+
+class PasswordRejected(CoatcheckError):
+    """A new password that the password policy refuses.
+
+    :param reason: a short stable code: ``too_short``, ``too_long``, ``common``
+        or ``same_as_username``.
+    """
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+class CSRFError(CoatcheckError):
+    """An unsafe request failed the CSRF check.
+
+    :param reason: one of the ``REASON_*`` constants of ``coatcheck.core.csrf``.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
