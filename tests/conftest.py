@@ -17,11 +17,13 @@ import redis
 from flask import Flask
 
 from coatcheck.core.clock import ManualClock
+from coatcheck.core.passwords import PasswordHasher
 from coatcheck.stores.base import SessionStore, open_store
 
 REDIS_URL = os.environ.get("COATCHECK_TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
 IN_CI = os.environ.get("CI", "").lower() == "true"
 STORE_KINDS = ["memory", "sqlite", "redis"]
+TEST_SECRET_KEY = "test-secret-key-0123456789abcdef"
 
 
 def unavailable(reason: str) -> None:
@@ -92,8 +94,16 @@ def make_app(any_store_url: str, clock: ManualClock, tmp_path: Path) -> Callable
 
     def factory(store: SessionStore | None = None, **config: Any) -> Flask:
         app = Flask(__name__, instance_path=str(tmp_path / "instance"))
-        app.config.update({"TESTING": True, "COATCHECK_STORE_URL": any_store_url, **config})
-        CoatCheck(app, store=store, clock=clock)
+        app.config.update(
+            {
+                "TESTING": True,
+                "SECRET_KEY": TEST_SECRET_KEY,
+                "COATCHECK_STORE_URL": any_store_url,
+                "COATCHECK_DATABASE_URL": f"sqlite:///{tmp_path / 'users.db'}",
+                **config,
+            }
+        )
+        CoatCheck(app, store=store, clock=clock, hasher=PasswordHasher.fast_for_tests())
         return app
 
     return factory

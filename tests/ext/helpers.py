@@ -65,9 +65,15 @@ class CountingStore(SessionStore):
         self.reads += 1
         return self.inner.get(key)
 
-    def save(self, record: SessionRecord, changed: Set[str] | None = None) -> bool:
+    def save(
+        self,
+        record: SessionRecord,
+        changed: Set[str] | None = None,
+        *,
+        expect: tuple[str, str] | None = None,
+    ) -> bool:
         self.writes.append("save")
-        return self.inner.save(record, changed)
+        return self.inner.save(record, changed, expect=expect)
 
     def touch(self, key: str, last_seen_at: float, expires_at: float) -> None:
         self.writes.append("touch")

@@ -13,7 +13,7 @@ from coatcheck import CoatCheck
 from coatcheck.core.clock import ManualClock
 from coatcheck.core.ids import new_session_id
 
-from ..conftest import PrivateRedis
+from ..conftest import TEST_SECRET_KEY, PrivateRedis
 from .helpers import count_records, https_client, set_cookies
 
 COOKIE = "__Host-session"
@@ -114,6 +114,7 @@ def test_duplicated_session_cookie_is_no_session(make_app: Callable[..., Flask])
 def redis_app(private_redis: PrivateRedis, tmp_path: Path, clock: ManualClock) -> Flask:
     app = Flask(__name__, instance_path=str(tmp_path))
     app.config["COATCHECK_STORE_URL"] = private_redis.url
+    app.config["SECRET_KEY"] = TEST_SECRET_KEY
     CoatCheck(app, clock=clock)
     return add_views(app)
 
@@ -151,6 +152,7 @@ def test_broken_sqlite_file_fails_closed(tmp_path: Path) -> None:
     path.write_bytes(b"this is not a database" * 100)
     app = Flask(__name__, instance_path=str(tmp_path))
     app.config["COATCHECK_STORE_URL"] = f"sqlite:///{path}"
+    app.config["SECRET_KEY"] = TEST_SECRET_KEY
     CoatCheck(app)
     add_views(app)
     client = https_client(app)

@@ -66,6 +66,25 @@ def test_partial_save_never_recreates_a_deleted_record(
     assert store.get(record.key) is None
 
 
+def test_compare_and_set_applies_once(store: SessionStore, clock: ManualClock) -> None:
+    record = make_record(clock, token='"t1"', other='"x"')
+    store.save(record)
+    first, second = store.get(record.key), store.get(record.key)
+    assert first is not None and second is not None
+    first.data["token"] = '"t2"'
+    second.data["token"] = '"t3"'
+    assert store.save(first, {"token"}, expect=("token", '"t1"')) is True
+    assert store.save(second, {"token"}, expect=("token", '"t1"')) is False
+    loaded = store.get(record.key)
+    assert loaded is not None and loaded.data == {"token": '"t2"', "other": '"x"'}
+    assert store.save(second, {"token"}, expect=("missing", '"t1"')) is False
+
+
+def test_compare_and_set_needs_a_partial_save(store: SessionStore, clock: ManualClock) -> None:
+    with pytest.raises(ValueError, match="expect= needs changed="):
+        store.save(make_record(clock), expect=("token", "x"))
+
+
 def test_partial_save_can_log_out(store: SessionStore, clock: ManualClock) -> None:
     record = make_record(clock, user_id="u1")
     store.save(record)

@@ -57,3 +57,26 @@ class CSRFError(CoatcheckError):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+class InvalidCredentials(CoatcheckError):
+    """A username and password that don't match an active user.
+
+    Unknown user, wrong password and disabled user are deliberately the same.
+    """
+
+
+class Throttled(CoatcheckError):
+    """Too many failed logins; try again after ``retry_after`` seconds."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"too many failed logins; retry after {retry_after} s")
+        self.retry_after = retry_after
+
+
+class Unauthenticated(CoatcheckError):
+    """The view needs a logged-in user and there is none."""
+
+
+class Forbidden(CoatcheckError):
+    """The logged-in user lacks a role the view needs."""

@@ -29,13 +29,21 @@ def is_session_id(value: str) -> bool:
     return _SESSION_ID_RE.fullmatch(value) is not None
 
 
-def store_key(session_id: str) -> str:
-    """Return the store key for a session ID: its SHA-256 in hex.
+def store_key(secret: str, purpose: str = "session") -> str:
+    """Return the store key for a secret ID: its SHA-256 in hex.
 
     The ID has 256 bits of entropy, so a plain hash is enough: a leaked store
-    gives no ID to replay.
+    gives no ID to replay. Other kinds of record (``purpose="remember"``) hash
+    with their purpose in front, so an ID of one kind can never address a
+    record of another.
     """
-    return hashlib.sha256(session_id.encode("ascii")).hexdigest()
+    data = secret if purpose == "session" else f"{purpose}\0{secret}"
+    return hashlib.sha256(data.encode("utf-8")).hexdigest()
+
+
+def hash_token(token: str) -> str:
+    """Return the SHA-256 (hex) under which a random token is kept."""
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
 def new_handle() -> str:

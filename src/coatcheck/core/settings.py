@@ -61,6 +61,48 @@ class Settings:
         "A read-only request records last-seen at most this often (seconds).",
         60.0,
     )
+    database_url: str = _key(
+        "COATCHECK_DATABASE_URL",
+        "Users and audit log (SQLAlchemy URL): sqlite:///path or postgresql+psycopg://... "
+        "Empty means sqlite:///<instance folder>/coatcheck.db.",
+        "",
+    )
+    remember_lifetime: float = _key(
+        "COATCHECK_REMEMBER_LIFETIME", "Seconds a remember-me cookie keeps working.", 2592000.0
+    )
+    login_url: str = _key(
+        "COATCHECK_LOGIN_URL",
+        "Where @login_required sends browsers (with ?next=). Empty: a plain 401 page.",
+        "",
+    )
+    throttle_account: str = _key(
+        "COATCHECK_THROTTLE_ACCOUNT",
+        "Failed logins allowed per account, in the notation of the limits library.",
+        "5/15 minutes",
+    )
+    throttle_address: str = _key(
+        "COATCHECK_THROTTLE_ADDRESS",
+        "Failed logins allowed per client address.",
+        "100/15 minutes",
+    )
+    ratelimit_url: str = _key(
+        "COATCHECK_RATELIMIT_URL",
+        "Where throttle counters live (limits storage URL). Empty: the Redis of "
+        "COATCHECK_STORE_URL when it is Redis, else this process's memory.",
+        "",
+    )
+    csrf_trusted_origins: tuple[str, ...] = _key(
+        "COATCHECK_CSRF_TRUSTED_ORIGINS",
+        "Origins besides the application's own allowed on unsafe requests "
+        "(comma-separated, e.g. https://app.example.com).",
+        (),
+    )
+    trusted_proxies: int = _key(
+        "COATCHECK_TRUSTED_PROXIES",
+        "How many reverse proxies in front set X-Forwarded-For/-Proto/-Host (ProxyFix). "
+        "0 trusts none.",
+        0,
+    )
 
     def __post_init__(self) -> None:
         if self.cookie_samesite not in _SAMESITE:
@@ -72,7 +114,17 @@ class Settings:
             raise ConfigurationError("SameSite=None needs a secure cookie (browsers refuse it)")
         if self.session_cookie_name.startswith("__Host-") and not self.cookie_secure:
             raise ConfigurationError("a __Host- cookie must be secure; choose another name")
-        for name in ("idle_timeout", "absolute_timeout"):
+        if self.trusted_proxies < 0:
+            raise ConfigurationError("COATCHECK_TRUSTED_PROXIES must be 0 or more")
+        for name in ("throttle_account", "throttle_address"):
+            _check_rate(_config_key(name), getattr(self, name))
+        for origin in self.csrf_trusted_origins:
+            if not origin.startswith(("https://", "http://")) or origin.count("/") != 2:
+                raise ConfigurationError(
+                    f"COATCHECK_CSRF_TRUSTED_ORIGINS takes origins like https://host[:port], "
+                    f"not {origin!r}"
+                )
+        for name in ("idle_timeout", "absolute_timeout", "remember_lifetime"):
             if getattr(self, name) <= 0:
                 raise ConfigurationError(f"{_config_key(name)} must be a positive number")
         if self.touch_interval < 0 or self.touch_interval >= self.idle_timeout:
@@ -92,9 +144,13 @@ class Settings:
             if key in config and config[key] is not None:
                 values[f.name] = _parse(key, config[key], f.default)
         settings = cls(**values)
+        instance = os.path.abspath(instance_path)
         if not settings.store_url:
-            path = os.path.join(os.path.abspath(instance_path), "sessions.db")
+            path = os.path.join(instance, "sessions.db")
             settings = dataclasses.replace(settings, store_url=f"sqlite:///{path}")
+        if not settings.database_url:
+            path = os.path.join(instance, "coatcheck.db")
+            settings = dataclasses.replace(settings, database_url=f"sqlite:///{path}")
         return settings
 
     @property
@@ -114,7 +170,21 @@ def _config_key(name: str) -> str:
     return str(Settings.__dataclass_fields__[name].metadata["key"])
 
 
+def _check_rate(key: str, value: str) -> None:
+    from limits import parse
+
+    try:
+        parse(value)
+    except ValueError:
+        raise ConfigurationError(
+            f"{key} must be a rate like '5/15 minutes', not {value!r}"
+        ) from None
+
+
 def _parse(key: str, value: Any, default: Any) -> Any:
+    if isinstance(default, tuple):
+        items = value.replace(",", " ").split() if isinstance(value, str) else list(value)
+        return tuple(str(item).strip() for item in items if str(item).strip())
     if isinstance(default, bool):
         if isinstance(value, bool):
             return value
@@ -124,6 +194,11 @@ def _parse(key: str, value: Any, default: Any) -> Any:
         if text in _FALSE:
             return False
         raise ConfigurationError(f"{key} must be true or false, not {value!r}")
+    if isinstance(default, int) and not isinstance(default, bool):
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            raise ConfigurationError(f"{key} must be a whole number, not {value!r}") from None
     if isinstance(default, float):
         if isinstance(value, timedelta):
             return value.total_seconds()

@@ -6,10 +6,23 @@ JSON clients (an ``/api/`` path, or ``Accept: application/json``) get
 
 from __future__ import annotations
 
-from flask import Flask, Response, current_app, has_request_context, request
+from urllib.parse import urlencode
+
+from flask import Flask, Response, current_app, has_request_context, redirect, request
 from markupsafe import escape
 
-from ..core.errors import StoreUnavailable
+from ..core import csrf
+from ..core.errors import (
+    CSRFError,
+    Forbidden,
+    InvalidCredentials,
+    InvalidUsername,
+    PasswordRejected,
+    StoreUnavailable,
+    Throttled,
+    Unauthenticated,
+    UsernameTaken,
+)
 
 STORE_UNAVAILABLE = "store_unavailable"
 _STORE_UNAVAILABLE_MESSAGE = "The session store is unavailable. Please try again shortly."
@@ -68,6 +81,62 @@ def _handle_store_unavailable(exc: StoreUnavailable) -> Response:
     return store_unavailable_response()
 
 
+def _handle_csrf(exc: CSRFError) -> Response:
+    current_app.logger.warning(
+        "CSRF check failed (%s) for %s %s", exc.reason, request.method, request.path
+    )
+    return error_response(403, "csrf_failed", csrf.MESSAGES.get(exc.reason, "CSRF check failed."))
+
+
+def _handle_unauthenticated(exc: Unauthenticated) -> Response:
+    from .extension import CoatCheck
+
+    login_url = CoatCheck.state().settings.login_url
+    if login_url and not wants_json():
+        target = request.full_path if request.query_string else request.path
+        return redirect(f"{login_url}?{urlencode({'next': target})}")  # type: ignore[return-value]
+    return error_response(401, "unauthenticated", "Log in to see this.")
+
+
+def _handle_forbidden(exc: Forbidden) -> Response:
+    return error_response(403, "forbidden", "You are not allowed to do this.")
+
+
+def _handle_invalid_credentials(exc: InvalidCredentials) -> Response:
+    return error_response(401, "invalid_credentials", "Wrong username or password.")
+
+
+def _handle_throttled(exc: Throttled) -> Response:
+    response = error_response(
+        429, "throttled", f"Too many failed logins. Try again in {exc.retry_after} seconds."
+    )
+    response.headers["Retry-After"] = str(exc.retry_after)
+    return response
+
+
+def _handle_password_rejected(exc: PasswordRejected) -> Response:
+    return error_response(400, "weak_password", exc.message)
+
+
+def _handle_username_taken(exc: UsernameTaken) -> Response:
+    return error_response(409, "username_taken", "That username is taken.")
+
+
+def _handle_invalid(exc: Exception) -> Response:
+    return error_response(400, "invalid", str(exc))
+
+
 def register_error_handlers(app: Flask) -> None:
     """Map coatcheck's exceptions to responses on ``app``."""
+    from ..users import InvalidEmail
+
     app.register_error_handler(StoreUnavailable, _handle_store_unavailable)
+    app.register_error_handler(CSRFError, _handle_csrf)
+    app.register_error_handler(Unauthenticated, _handle_unauthenticated)
+    app.register_error_handler(Forbidden, _handle_forbidden)
+    app.register_error_handler(InvalidCredentials, _handle_invalid_credentials)
+    app.register_error_handler(Throttled, _handle_throttled)
+    app.register_error_handler(PasswordRejected, _handle_password_rejected)
+    app.register_error_handler(UsernameTaken, _handle_username_taken)
+    app.register_error_handler(InvalidUsername, _handle_invalid)
+    app.register_error_handler(InvalidEmail, _handle_invalid)

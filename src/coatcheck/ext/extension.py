@@ -2,19 +2,30 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
-from flask import Flask, current_app, request, session
+from flask import Flask, Response, current_app, has_request_context, request, session
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from ..core.clock import Clock, system_clock
 from ..core.errors import CoatcheckError
+from ..core.passwords import PasswordHasher
 from ..core.records import LifetimePolicy
 from ..core.settings import Settings
+from ..core.signing import CookieSigner, signing_keys
+from ..core.throttle import LoginThrottle, ratelimit_url_for
 from ..stores.base import SessionStore, open_store
 from .errors import register_error_handlers
 from .session import SESSION_ENVIRON_KEY, ServerSession, ServerSessionInterface
 
+if TYPE_CHECKING:
+    from ..users import UserStore
+
 EXTENSION_KEY = "coatcheck"
+_MAX_USER_AGENT = 512
 
 
 @dataclass
@@ -24,18 +35,76 @@ class CoatCheckState:
     settings: Settings
     store: SessionStore
     clock: Clock
+    hasher: PasswordHasher
+    throttle: LoginThrottle
+    csrf_signer: CookieSigner
+    remember_signer: CookieSigner
+    users_factory: Callable[[], UserStore]
+    #: Returns the application's user loader, if it registered one.
+    custom_loader: Callable[[], Callable[[str], Any] | None] = lambda: None
+    _users: UserStore | None = field(default=None, repr=False)
+    _users_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
     def lifetimes(self) -> LifetimePolicy:
         """Return the session lifetime policy."""
         return self.settings.lifetimes
 
+    @property
+    def users(self) -> UserStore:
+        """Return the user store, opened (and its schema created) on first use."""
+        if self._users is None:
+            with self._users_lock:
+                if self._users is None:
+                    users = self.users_factory()
+                    users.create_schema()
+                    self._users = users
+        return self._users
+
+    def load_user(self, user_id: str) -> Any:
+        """Return the user with ``user_id`` for a login by remember-me, or ``None``."""
+        loader = self.custom_loader()
+        if loader is not None:
+            return loader(user_id)
+        try:
+            return self.users.get(int(user_id))
+        except ValueError:
+            return None
+
+    def audit(
+        self,
+        event: str,
+        *,
+        user_id: str | int | None = None,
+        username: str | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> None:
+        """Record a security event with the request's address, agent and session handle."""
+        ip = user_agent = handle = None
+        if has_request_context():
+            ip = request.remote_addr
+            user_agent = request.user_agent.string[:_MAX_USER_AGENT]
+            current = request.environ.get(SESSION_ENVIRON_KEY)
+            if isinstance(current, ServerSession):
+                handle = current.handle
+        self.users.record_event(
+            event,
+            user_id=int(user_id) if user_id is not None and str(user_id).isdigit() else None,
+            username=username,
+            ip=ip,
+            user_agent=user_agent,
+            session_handle=handle,
+            detail=detail,
+        )
+
 
 class CoatCheck:
-    """Secure server-side sessions for a Flask application.
+    """Secure server-side sessions, login and CSRF protection for Flask.
 
     :param app: the application, or ``None`` to call :meth:`init_app` later.
-    :param store: a store instance; by default ``COATCHECK_STORE_URL`` picks one.
+    :param store: a session store; by default ``COATCHECK_STORE_URL`` picks one.
+    :param users: a user store; by default ``COATCHECK_DATABASE_URL`` picks one.
+    :param hasher: the password hasher (tests pass ``PasswordHasher.fast_for_tests()``).
     :param clock: where time comes from (tests pass a manual clock).
     """
 
@@ -44,30 +113,74 @@ class CoatCheck:
         app: Flask | None = None,
         *,
         store: SessionStore | None = None,
+        users: UserStore | None = None,
+        hasher: PasswordHasher | None = None,
         clock: Clock = system_clock,
     ) -> None:
         self._store = store
+        self._users = users
+        self._hasher = hasher
         self.clock = clock
+        self._user_loader: Callable[[str], Any] | None = None
         if app is not None:
             self.init_app(app)
 
     def init_app(self, app: Flask) -> None:
-        """Install server-side sessions on ``app``; check its settings now."""
+        """Install coatcheck on ``app``; check every setting now."""
+        from ..users import UserStore
+        from . import cookies, csrf
+
         settings = Settings.from_config(app.config, instance_path=app.instance_path)
-        store = self._store or open_store(settings.store_url, clock=self.clock)
-        state = CoatCheckState(settings=settings, store=store, clock=self.clock)
+        keys = signing_keys(
+            app.config.get("SECRET_KEY"), app.config.get("SECRET_KEY_FALLBACKS") or ()
+        )
+        throttle = LoginThrottle(
+            settings.ratelimit_url or ratelimit_url_for(settings.store_url),
+            settings.throttle_account,
+            settings.throttle_address,
+        )
+        state = CoatCheckState(
+            settings=settings,
+            store=self._store or open_store(settings.store_url, clock=self.clock),
+            clock=self.clock,
+            hasher=self._hasher or PasswordHasher(),
+            throttle=throttle,
+            csrf_signer=CookieSigner(keys, "csrf"),
+            remember_signer=CookieSigner(keys, "remember"),
+            users_factory=lambda: self._users or UserStore(settings.database_url, clock=self.clock),
+            custom_loader=lambda: self._user_loader,
+        )
         app.extensions[EXTENSION_KEY] = state
         app.session_interface = ServerSessionInterface(state)
         # First of all before-request hooks: a session that could not be loaded
-        # ends the request with 503 before any view can treat it as anonymous.
-        app.before_request_funcs.setdefault(None, []).insert(0, _fail_closed)
+        # ends the request with 503 before any view can treat it as anonymous;
+        # then CSRF, before any application hook can change state.
+        hooks = app.before_request_funcs.setdefault(None, [])
+        hooks[:0] = [_fail_closed, csrf.protect]
+
+        def write_cookies(response: Response) -> Response:
+            return cookies.write_queued_cookies(settings, response)
+
+        app.after_request(write_cookies)
+        app.jinja_env.globals["csrf_token"] = csrf.csrf_token
         register_error_handlers(app)
+        if settings.trusted_proxies:
+            n = settings.trusted_proxies
+            app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
         if not settings.cookie_secure:
             app.logger.warning(
                 "coatcheck: COATCHECK_COOKIE_SECURE is off; session cookies will be sent "
                 "over plain HTTP. Use this only behind TLS-terminating infrastructure you trust "
                 "or for local experiments."
             )
+
+    def user_loader(self, loader: Callable[[str], Any]) -> Callable[[str], Any]:
+        """Register how to load a user by ID for remember-me logins (a decorator).
+
+        By default users come from coatcheck's own user store.
+        """
+        self._user_loader = loader
+        return loader
 
     @staticmethod
     def state(app: Flask | None = None) -> CoatCheckState:
@@ -78,6 +191,11 @@ class CoatCheck:
         except KeyError:
             raise CoatcheckError("CoatCheck is not initialised on this application") from None
         return state
+
+    @property
+    def users(self) -> UserStore:
+        """Return the current application's user store."""
+        return self.state().users
 
     def rotate(self) -> None:
         """Give the current session a new ID; its data stays, the old ID dies.
@@ -90,6 +208,10 @@ class CoatCheck:
     def destroy(self) -> None:
         """End the current session: delete its record and clear its cookie."""
         current_session().destroy_requested = True
+
+    def audit(self, event: str, **fields: Any) -> None:
+        """Record a security event (see :meth:`CoatCheckState.audit`)."""
+        self.state().audit(event, **fields)
 
 
 def current_session() -> ServerSession:

@@ -17,8 +17,9 @@ from flask.json.tag import TaggedJSONSerializer
 from flask.sessions import SessionInterface, SessionMixin
 
 from ..core.errors import SessionError, StoreUnavailable
-from ..core.ids import is_session_id, new_session_id, store_key
+from ..core.ids import is_session_id, new_handle, new_session_id, store_key
 from ..core.records import SessionRecord
+from .cookies import cookie_attributes
 from .errors import replace_response, store_unavailable_response
 
 if TYPE_CHECKING:
@@ -51,7 +52,10 @@ class ServerSession(SessionMixin):
         self.failure: StoreUnavailable | None = None
         self.accessed = False
         self.rotate_requested = False
+        #: With rotation: start the absolute timeout anew (a login).
+        self.rotate_fresh = False
         self.destroy_requested = False
+        self._pending_handle: str | None = None
         self._user_id = record.user_id if record is not None else None
         self._meta: dict[str, Any] = dict(record.meta) if record is not None else {}
         self._header_changed = False
@@ -128,9 +132,17 @@ class ServerSession(SessionMixin):
         self._header_changed = True
 
     @property
-    def handle(self) -> str | None:
-        """The public handle of the stored record, or ``None`` if not stored yet."""
-        return self.record.handle if self.record is not None else None
+    def handle(self) -> str:
+        """The session's public handle: the stored one, or the one it will get.
+
+        A new or rotating session gets its handle now, so that audit events
+        written during this request name the session that will be stored.
+        """
+        if self.record is not None and not self.rotate_requested:
+            return self.record.handle
+        if self._pending_handle is None:
+            self._pending_handle = new_handle()
+        return self._pending_handle
 
     def changed_keys(self) -> set[str]:
         """Return the data keys this request set or deleted."""
@@ -250,8 +262,9 @@ class ServerSessionInterface(SessionInterface):
         record = self.state.lifetimes.new_record(
             store_key(sid), now, user_id=session.user_id, data=session.serialized(), meta=meta
         )
-        if session.record is not None:  # rotation keeps the session's age
-            record.created_at = session.record.created_at
+        record.handle = session.handle
+        if session.record is not None and not session.rotate_fresh:
+            record.created_at = session.record.created_at  # rotation keeps the session's age
             self.state.lifetimes.seen(record, now)
         self.state.store.save(record)
         session.record = record
@@ -262,23 +275,11 @@ class ServerSessionInterface(SessionInterface):
         if session.permanent and session.record is not None:
             end = session.record.created_at + self.state.settings.absolute_timeout
             max_age = max(0, int(end - now))
+        settings = self.state.settings
         response.set_cookie(
-            self.state.settings.session_cookie_name,
-            sid,
-            max_age=max_age,
-            **self._cookie_attributes(),
+            settings.session_cookie_name, sid, max_age=max_age, **cookie_attributes(settings)
         )
 
     def _delete_cookie(self, response: Response) -> None:
-        response.delete_cookie(self.state.settings.session_cookie_name, **self._cookie_attributes())
-
-    def _cookie_attributes(self) -> dict[str, Any]:
-        """Return the attributes the session cookie is both set and deleted with."""
         settings = self.state.settings
-        return {
-            "path": "/",
-            "domain": None,
-            "secure": settings.cookie_secure,
-            "httponly": True,
-            "samesite": settings.cookie_samesite,
-        }
+        response.delete_cookie(settings.session_cookie_name, **cookie_attributes(settings))

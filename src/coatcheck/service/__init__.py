@@ -13,6 +13,7 @@ from typing import Any
 from flask import Flask, jsonify, render_template_string, session
 
 from ..ext import CoatCheck, current_session
+from .instance import instance_secret_key
 
 _PAGE = """<!doctype html>
 <html lang="en"><meta charset="utf-8">
@@ -43,6 +44,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         if key.startswith("COATCHECK_") or key == "SECRET_KEY":
             app.config[key] = value
     app.config.update(config or {})
+    if not app.config.get("SECRET_KEY"):
+        app.config["SECRET_KEY"] = instance_secret_key(instance)
     cc = CoatCheck(app)
 
     @app.get("/")
@@ -57,6 +60,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     @app.get("/api/session")
     def api_session() -> Any:
-        return jsonify(visits=session.get("visits", 0), handle=current_session().handle)
+        current = current_session()
+        return jsonify(
+            visits=session.get("visits", 0), handle=None if current.new else current.handle
+        )
 
     return app

@@ -14,6 +14,9 @@ Contract, checked for every store by ``tests/stores/test_contract.py``:
   deleted when absent there; other stored keys are left as they are; the
   record's other fields are written. A partial save never re-creates a record
   that is gone (revoked or expired) and then returns ``False``.
+- A partial save with ``expect=(name, text)`` is a compare-and-set: it applies
+  only if the stored data holds exactly ``text`` under ``name``, and returns
+  ``False`` otherwise (used to rotate remember-me tokens exactly once).
 - A store may forget a record once ``expires_at`` has passed, but the
   decision that a session has ended is taken above the store.
 - Every failure to reach the backing service raises
@@ -59,10 +62,17 @@ class SessionStore(ABC):
         """Return the record stored under ``key``, or ``None``."""
 
     @abstractmethod
-    def save(self, record: SessionRecord, changed: Set[str] | None = None) -> bool:
+    def save(
+        self,
+        record: SessionRecord,
+        changed: Set[str] | None = None,
+        *,
+        expect: tuple[str, str] | None = None,
+    ) -> bool:
         """Write ``record``, whole or only the ``changed`` data keys.
 
-        Return ``False`` when a partial save found no record to update.
+        Return ``False`` when a partial save found no record to update, or
+        when ``expect`` did not match what is stored.
         """
 
     @abstractmethod
@@ -108,6 +118,12 @@ def open_store(url: str, *, clock: Clock = system_clock) -> SessionStore:
     cls: Any = getattr(importlib.import_module(module_name), class_name)
     store: SessionStore = cls.from_url(url, clock=clock)
     return store
+
+
+def check_save_arguments(changed: Set[str] | None, expect: tuple[str, str] | None) -> None:
+    """Refuse ``expect`` without ``changed``: a compare-and-set is a partial save."""
+    if expect is not None and changed is None:
+        raise ValueError("expect= needs changed=: a compare-and-set is a partial save")
 
 
 def merge_data(stored: dict[str, str], record: SessionRecord, changed: Set[str]) -> dict[str, str]:

@@ -8,7 +8,7 @@ from collections.abc import Set
 
 from ..core.clock import Clock, system_clock
 from ..core.records import SessionRecord
-from .base import SessionStore, merge_data
+from .base import SessionStore, check_save_arguments, merge_data
 
 
 class MemorySessionStore(SessionStore):
@@ -28,12 +28,21 @@ class MemorySessionStore(SessionStore):
             record = self._records.get(key)
             return copy.deepcopy(record) if record is not None else None
 
-    def save(self, record: SessionRecord, changed: Set[str] | None = None) -> bool:
+    def save(
+        self,
+        record: SessionRecord,
+        changed: Set[str] | None = None,
+        *,
+        expect: tuple[str, str] | None = None,
+    ) -> bool:
+        check_save_arguments(changed, expect)
         new = copy.deepcopy(record)
         with self._lock:
             if changed is not None:
                 stored = self._records.get(record.key)
                 if stored is None:
+                    return False
+                if expect is not None and stored.data.get(expect[0]) != expect[1]:
                     return False
                 new.data = merge_data(stored.data, record, changed)
             self._records[record.key] = new

@@ -29,7 +29,7 @@ from redis.retry import Retry
 from ..core.clock import Clock, system_clock
 from ..core.errors import StoreUnavailable
 from ..core.records import SessionRecord
-from .base import SessionStore
+from .base import SessionStore, check_save_arguments
 
 _DATA = "d:"
 # Write the whole record: replace the hash, set its TTL.
@@ -40,13 +40,16 @@ redis.call('HSET', KEYS[1], unpack(ARGV, 2))
 redis.call('PEXPIRE', KEYS[1], ARGV[1])
 return 1
 """
-# Merge into an existing record only; never re-create a revoked one.
-# KEYS[1] session; ARGV[1] ttl ms, ARGV[2] number of pairs n, then n pairs, then names to delete.
+# Merge into an existing record only; never re-create a revoked one. With an
+# expected field (ARGV[3] non-empty), apply only if it holds ARGV[4].
+# KEYS[1] session; ARGV[1] ttl ms, ARGV[2] number of pairs n, ARGV[3] expected
+# field or "", ARGV[4] expected value, then n pairs, then names to delete.
 _UPDATE = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if ARGV[3] ~= '' and redis.call('HGET', KEYS[1], ARGV[3]) ~= ARGV[4] then return 0 end
 local n = tonumber(ARGV[2])
-redis.call('HSET', KEYS[1], unpack(ARGV, 3, 2 + 2 * n))
-if #ARGV > 2 + 2 * n then redis.call('HDEL', KEYS[1], unpack(ARGV, 3 + 2 * n)) end
+redis.call('HSET', KEYS[1], unpack(ARGV, 5, 4 + 2 * n))
+if #ARGV > 4 + 2 * n then redis.call('HDEL', KEYS[1], unpack(ARGV, 5 + 2 * n)) end
 redis.call('PEXPIRE', KEYS[1], ARGV[1])
 return 1
 """
@@ -112,7 +115,14 @@ class RedisSessionStore(SessionStore):
             fields: dict[str, str] = self.client.hgetall(self._session_key(key))  # type: ignore[assignment]
         return _record(key, fields) if fields else None
 
-    def save(self, record: SessionRecord, changed: Set[str] | None = None) -> bool:
+    def save(
+        self,
+        record: SessionRecord,
+        changed: Set[str] | None = None,
+        *,
+        expect: tuple[str, str] | None = None,
+    ) -> bool:
+        check_save_arguments(changed, expect)
         ttl = self._ttl_ms(record.expires_at)
         header = _header(record)
         with _unavailable():
@@ -125,9 +135,10 @@ class RedisSessionStore(SessionStore):
                 if record.user_id is None:
                     gone.append("u")
                 pairs = _flatten({**header, **values})
+                field, value = (_DATA + expect[0], expect[1]) if expect else ("", "")
                 done = self._update(
                     keys=[self._session_key(record.key)],
-                    args=[ttl, len(pairs) // 2, *pairs, *gone],
+                    args=[ttl, len(pairs) // 2, field, value, *pairs, *gone],
                 )
                 if not done:
                     return False

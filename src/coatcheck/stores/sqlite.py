@@ -18,7 +18,7 @@ from typing import Any
 from ..core.clock import Clock, system_clock
 from ..core.errors import ConfigurationError, StoreUnavailable
 from ..core.records import SessionRecord
-from .base import SessionStore, merge_data
+from .base import SessionStore, check_save_arguments, merge_data
 
 SCHEMA_VERSION = 1
 _SCHEMA = """
@@ -105,7 +105,14 @@ class SQLiteSessionStore(SessionStore):
             row = conn.execute(_SELECT + "WHERE key = ?", (key,)).fetchone()
         return _record(row) if row is not None else None
 
-    def save(self, record: SessionRecord, changed: Set[str] | None = None) -> bool:
+    def save(
+        self,
+        record: SessionRecord,
+        changed: Set[str] | None = None,
+        *,
+        expect: tuple[str, str] | None = None,
+    ) -> bool:
+        check_save_arguments(changed, expect)
         if changed is None:
             with self._db() as conn:
                 conn.execute(
@@ -122,7 +129,10 @@ class SQLiteSessionStore(SessionStore):
             ).fetchone()
             if row is None:
                 return False
-            data = merge_data(json.loads(row[0]), record, changed)
+            stored = json.loads(row[0])
+            if expect is not None and stored.get(expect[0]) != expect[1]:
+                return False
+            data = merge_data(stored, record, changed)
             conn.execute(
                 "UPDATE coatcheck_sessions SET handle = ?, user_id = ?, created_at = ?, "
                 "last_seen_at = ?, expires_at = ?, meta = ?, data = ? WHERE key = ?",

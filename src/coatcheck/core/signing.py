@@ -1,0 +1,48 @@
+"""Signing with key rotation: ``SECRET_KEY`` signs, every fallback verifies."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+
+from .errors import ConfigurationError
+
+#: Shortest SECRET_KEY accepted (characters).
+MIN_SECRET_KEY_LENGTH = 16
+
+
+def signing_keys(
+    secret_key: str | bytes | None, fallbacks: Sequence[str | bytes] = ()
+) -> list[bytes]:
+    """Return the keys for itsdangerous: oldest first, the signing key last."""
+    if not secret_key:
+        raise ConfigurationError(
+            "SECRET_KEY is required: coatcheck signs its CSRF and remember-me cookies with it"
+        )
+    if len(secret_key) < MIN_SECRET_KEY_LENGTH:
+        raise ConfigurationError(
+            f"SECRET_KEY is too short: use at least {MIN_SECRET_KEY_LENGTH} random characters "
+            "(python -c 'import secrets; print(secrets.token_urlsafe(32))')"
+        )
+    keys = [*reversed(list(fallbacks)), secret_key]
+    return [k.encode("utf-8") if isinstance(k, str) else k for k in keys]
+
+
+class CookieSigner:
+    """Sign and verify cookie values for one purpose, with an age limit."""
+
+    def __init__(self, keys: list[bytes], purpose: str) -> None:
+        self._serializer = URLSafeTimedSerializer(keys, salt=f"coatcheck.{purpose}")
+
+    def sign(self, value: str) -> str:
+        """Return ``value`` signed with the current key."""
+        return str(self._serializer.dumps(value))
+
+    def verify(self, signed: str, max_age: int) -> str | None:
+        """Return the value if the signature holds under any key and is fresh."""
+        try:
+            value = self._serializer.loads(signed, max_age=max_age)
+        except (BadSignature, UnicodeError, ValueError):
+            return None
+        return value if isinstance(value, str) else None

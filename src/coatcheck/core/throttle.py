@@ -1,0 +1,85 @@
+"""Login throttling per account and per client address, on the limits library.
+
+Counters live in this process's memory, or in Redis so that every process
+and instance shares them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from urllib.parse import urlsplit, urlunsplit
+
+from limits import RateLimitItem, parse, storage
+from limits.strategies import MovingWindowRateLimiter
+
+from .errors import StoreUnavailable
+
+_PREFIX = "coatcheck-throttle"
+
+
+def ratelimit_url_for(store_url: str) -> str:
+    """Return the limits storage URL matching a session store URL."""
+    parts = urlsplit(store_url)
+    if parts.scheme in ("redis", "rediss", "redis+cluster", "rediss+cluster"):
+        return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+    return "memory://"
+
+
+class LoginThrottle:
+    """Count failed logins; tell when an account or an address must wait."""
+
+    def __init__(self, storage_url: str, account_rate: str, address_rate: str) -> None:
+        self.storage = storage.storage_from_string(storage_url, key_prefix=_PREFIX)
+        self.limiter = MovingWindowRateLimiter(self.storage)
+        self.account_rate: RateLimitItem = parse(account_rate)
+        self.address_rate: RateLimitItem = parse(address_rate)
+
+    def _checks(self, username: str, address: str) -> list[tuple[RateLimitItem, str, str]]:
+        return [
+            (self.account_rate, "account", _account_id(username)),
+            (self.address_rate, "address", address or "unknown"),
+        ]
+
+    def retry_after(self, username: str, address: str) -> int | None:
+        """Return the seconds to wait before another attempt, or ``None``."""
+        with _unavailable():
+            for item, kind, ident in self._checks(username, address):
+                if not self.limiter.test(item, kind, ident):
+                    reset = self.limiter.get_window_stats(item, kind, ident).reset_time
+                    return max(1, math.ceil(reset - time.time()))
+        return None
+
+    def failed(self, username: str, address: str) -> None:
+        """Count one failed login for the account and the address."""
+        with _unavailable():
+            for item, kind, ident in self._checks(username, address):
+                self.limiter.hit(item, kind, ident)
+
+    def succeeded(self, username: str) -> None:
+        """Forget the account's failures after a successful login."""
+        with _unavailable():
+            self.limiter.clear(self.account_rate, "account", _account_id(username))
+
+
+def _account_id(username: str) -> str:
+    # Bounded and free of odd characters whatever was typed.
+    return hashlib.sha256(username.strip().casefold().encode("utf-8")).hexdigest()[:32]
+
+
+@contextmanager
+def _unavailable() -> Iterator[None]:
+    try:
+        yield
+    except (ConnectionError, OSError, TimeoutError) as exc:
+        raise StoreUnavailable(f"the throttle counters are unavailable: {exc}") from exc
+    except Exception as exc:
+        # redis-py's errors when the counters live in Redis.
+        if type(exc).__module__.startswith("redis"):
+            raise StoreUnavailable(
+                f"the throttle counters are unavailable: {type(exc).__name__}"
+            ) from exc
+        raise

@@ -1,0 +1,55 @@
+"""coatcheck's cookies: one set of attributes for setting and deleting alike.
+
+Cookies other than the session's are queued during the request and written
+by an after-request hook, so the view's response carries them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Response, g, request
+
+from ..core.settings import Settings
+
+_QUEUE = "_coatcheck_cookies"
+
+
+def cookie_name(settings: Settings, base: str) -> str:
+    """Return the name of coatcheck's cookie ``base`` (``__Host-`` prefixed when secure)."""
+    return f"__Host-{base}" if settings.cookie_secure else base
+
+
+def cookie_attributes(settings: Settings) -> dict[str, Any]:
+    """Return the attributes every coatcheck cookie is set and deleted with."""
+    return {
+        "path": "/",
+        "domain": None,
+        "secure": settings.cookie_secure,
+        "httponly": True,
+        "samesite": settings.cookie_samesite,
+    }
+
+
+def single_cookie(name: str) -> str | None:
+    """Return the request's cookie ``name``, or ``None`` if absent or sent twice."""
+    values = request.cookies.getlist(name)
+    return values[0] if len(values) == 1 else None
+
+
+def queue_cookie(name: str, value: str | None, max_age: int | None = None) -> None:
+    """Set (or, with ``value=None``, delete) a cookie on this request's response."""
+    queue: dict[str, tuple[str | None, int | None]] = g.setdefault(_QUEUE, {})
+    queue[name] = (value, max_age)
+
+
+def write_queued_cookies(settings: Settings, response: Response) -> Response:
+    """Write the queued cookies onto ``response`` (an after-request hook)."""
+    queue: dict[str, tuple[str | None, int | None]] = g.pop(_QUEUE, {})
+    attributes = cookie_attributes(settings)
+    for name, (value, max_age) in queue.items():
+        if value is None:
+            response.delete_cookie(name, **attributes)
+        else:
+            response.set_cookie(name, value, max_age=max_age, **attributes)
+    return response

@@ -1,0 +1,185 @@
+"""Login: ``current_user``, ``login_user``, ``logout_user`` and the decorators.
+
+Who is logged in is kept in the session record (user id, username, roles), so
+an authenticated request costs one store read and no SQL query. Whatever
+changes a user (disable, roles, password) updates or ends their sessions.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar, cast
+
+from flask import g, has_request_context, request
+from werkzeug.local import LocalProxy
+
+from ..core import csrf
+from ..users import models as events
+from .extension import CoatCheck, current_session
+
+F = TypeVar("F", bound=Callable[..., Any])
+_USER = "_coatcheck_user"
+
+
+class UserLike(Protocol):
+    """What :func:`login_user` needs of a user object."""
+
+    @property
+    def id(self) -> Any: ...
+
+    @property
+    def username(self) -> str: ...
+
+    @property
+    def roles(self) -> Iterable[str]: ...
+
+
+@dataclass(frozen=True)
+class AuthenticatedUser:
+    """The user a request is authenticated as."""
+
+    id: str
+    username: str
+    roles: tuple[str, ...]
+    is_authenticated = True
+    is_anonymous = False
+
+    def has_role(self, role: str) -> bool:
+        """Tell whether the user has ``role``."""
+        return role in self.roles
+
+
+@dataclass(frozen=True)
+class AnonymousUser:
+    """Nobody: the request is not authenticated."""
+
+    id: None = None
+    username: None = None
+    roles: tuple[str, ...] = ()
+    is_authenticated = False
+    is_anonymous = True
+
+    def has_role(self, role: str) -> bool:
+        """Return ``False``: nobody has no roles."""
+        return False
+
+
+ANONYMOUS = AnonymousUser()
+User = AuthenticatedUser | AnonymousUser
+
+
+def _load_user() -> User:
+    if not has_request_context():
+        return ANONYMOUS
+    user: User | None = g.get(_USER)
+    if user is not None:
+        return user
+    session = current_session()
+    if session.user_id is not None:
+        meta = session.meta
+        user = AuthenticatedUser(
+            id=session.user_id,
+            username=str(meta.get("username", "")),
+            roles=tuple(meta.get("roles", ())),
+        )
+    else:
+        from .remember import login_from_remember_cookie
+
+        user = login_from_remember_cookie() or ANONYMOUS
+    g.setdefault(_USER, user)
+    return cast(User, g.get(_USER))
+
+
+#: The user of the current request: an :class:`AuthenticatedUser` or :data:`ANONYMOUS`.
+current_user: User = cast(User, LocalProxy(_load_user))
+
+
+def login_user(user: UserLike, remember: bool = False, *, via: str = "password") -> None:
+    """Log ``user`` in: a new session ID (fixation-proof), a new CSRF secret.
+
+    With ``remember=True`` a remember-me cookie is issued too, and the session
+    cookie gets a Max-Age.
+    """
+    cc = CoatCheck.state()
+    session = current_session()
+    session.user_id = str(user.id)
+    session.set_meta("username", user.username)
+    session.set_meta("roles", sorted(set(user.roles)))
+    session.set_meta("csrf", csrf.new_secret())
+    session.set_meta("auth_at", cc.clock())
+    session.rotate_requested = True
+    session.rotate_fresh = True
+    g.pop("_coatcheck_csrf", None)
+    g.pop(_USER, None)
+    if remember:
+        from .remember import issue_remember_cookie
+
+        session.permanent = True
+        issue_remember_cookie(session.user_id)
+    cc.audit(
+        events.LOGIN_SUCCEEDED,
+        user_id=session.user_id,
+        username=user.username,
+        detail={"via": via, "remember": remember},
+    )
+
+
+def logout_user() -> None:
+    """End the current session: delete its record, clear its cookies."""
+    from .remember import forget_remember_cookie
+
+    cc = CoatCheck.state()
+    user = current_user
+    if user.is_authenticated:
+        cc.audit(events.LOGOUT, user_id=user.id, username=user.username)
+    forget_remember_cookie()
+    session = current_session()
+    session.destroy_requested = True
+    session.user_id = None
+    g.pop("_coatcheck_csrf", None)
+    g.pop(_USER, None)
+    g.setdefault(_USER, ANONYMOUS)
+
+
+def login_required(view: F) -> F:
+    """Let only authenticated requests reach ``view``.
+
+    Others get 401 ``unauthenticated`` (API clients) or a redirect to
+    ``COATCHECK_LOGIN_URL`` with ``next`` (browsers).
+    """
+
+    @functools.wraps(view)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        from ..core.errors import Unauthenticated
+
+        if not current_user.is_authenticated:
+            raise Unauthenticated()
+        return view(*args, **kwargs)
+
+    return cast(F, wrapped)
+
+
+def roles_required(*roles: str) -> Callable[[F], F]:
+    """Let only users holding every one of ``roles`` reach the view (else 403)."""
+
+    def decorator(view: F) -> F:
+        @functools.wraps(view)
+        def wrapped(*args: Any, **kwargs: Any) -> Any:
+            from ..core.errors import Forbidden, Unauthenticated
+
+            if not current_user.is_authenticated:
+                raise Unauthenticated()
+            if not all(current_user.has_role(role) for role in roles):
+                raise Forbidden()
+            return view(*args, **kwargs)
+
+        return cast(F, wrapped)
+
+    return decorator
+
+
+def client_address() -> str:
+    """Return the client's address (corrected by ProxyFix only when proxies are trusted)."""
+    return request.remote_addr or ""
