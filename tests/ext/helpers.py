@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Set
 from dataclasses import dataclass, field
+from typing import Any
 
 from flask import Flask
 from flask.testing import FlaskClient
@@ -22,9 +23,16 @@ def https_client(app: Flask, *, use_cookies: bool = True) -> FlaskClient:
     With ``use_cookies=False`` there is no cookie jar and a ``Cookie`` header
     given to a request is sent as it is (the jar would replace it).
     """
-    client = app.test_client(use_cookies=use_cookies)
-    client.environ_base["wsgi.url_scheme"] = "https"
-    return client
+    return HttpsClient(app, app.response_class, use_cookies=use_cookies)
+
+
+class HttpsClient(FlaskClient):
+    """A Flask test client whose requests go to https://localhost by default."""
+
+    def open(self, *args: Any, **kwargs: Any) -> TestResponse:
+        if args and isinstance(args[0], str):
+            kwargs.setdefault("base_url", BASE)
+        return super().open(*args, **kwargs)
 
 
 @dataclass

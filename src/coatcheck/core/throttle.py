@@ -11,7 +11,7 @@ import math
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from limits import RateLimitItem, parse, storage
 from limits.strategies import MovingWindowRateLimiter
@@ -21,19 +21,25 @@ from .errors import StoreUnavailable
 _PREFIX = "coatcheck-throttle"
 
 
-def ratelimit_url_for(store_url: str) -> str:
-    """Return the limits storage URL matching a session store URL."""
+def ratelimit_url_for(store_url: str) -> tuple[str, str]:
+    """Return the limits storage URL and key prefix matching a session store URL.
+
+    Counters go to the store's Redis, under the store's own key prefix.
+    """
     parts = urlsplit(store_url)
     if parts.scheme in ("redis", "rediss", "redis+cluster", "rediss+cluster"):
-        return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
-    return "memory://"
+        prefix = dict(parse_qsl(parts.query)).get("prefix", "coatcheck:")
+        return urlunsplit((parts.scheme, parts.netloc, parts.path, "", "")), f"{prefix}throttle"
+    return "memory://", _PREFIX
 
 
 class LoginThrottle:
     """Count failed logins; tell when an account or an address must wait."""
 
-    def __init__(self, storage_url: str, account_rate: str, address_rate: str) -> None:
-        self.storage = storage.storage_from_string(storage_url, key_prefix=_PREFIX)
+    def __init__(
+        self, storage_url: str, account_rate: str, address_rate: str, *, key_prefix: str = _PREFIX
+    ) -> None:
+        self.storage = storage.storage_from_string(storage_url, key_prefix=key_prefix)
         self.limiter = MovingWindowRateLimiter(self.storage)
         self.account_rate: RateLimitItem = parse(account_rate)
         self.address_rate: RateLimitItem = parse(address_rate)

@@ -1,6 +1,6 @@
 """The Flask layer: the extension, sessions, login, CSRF and error mapping."""
 
-from .auth import authenticate, change_password, create_user
+from .auth import authenticate, change_password, create_user, disable_user
 from .csrf import csrf_exempt, csrf_token
 from .extension import CoatCheck, current_session
 from .login import (
@@ -25,6 +25,7 @@ __all__ = [
     "change_password",
     "create_user",
     "csrf_exempt",
+    "disable_user",
     "csrf_token",
     "current_session",
     "current_user",

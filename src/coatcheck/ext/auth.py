@@ -80,3 +80,16 @@ def change_password(current_password: str, new_password: str) -> None:
     session.rotate_requested = True
     state.store.delete_by_user(str(user.id), keep=session.record.key if session.record else None)
     state.audit(events.PASSWORD_CHANGED, user_id=user.id, username=user.username)
+
+
+def disable_user(user_id: int) -> None:
+    """Disable a user: no more logins, and every session and remember-me series ends."""
+    state = CoatCheck.state()
+    user = state.users.set_disabled(user_id, True)
+    revoked = state.store.delete_by_user(str(user_id))
+    state.audit(
+        events.USER_DISABLED,
+        user_id=user.id,
+        username=user.username,
+        detail={"sessions_revoked": revoked},
+    )

@@ -134,10 +134,12 @@ class CoatCheck:
         keys = signing_keys(
             app.config.get("SECRET_KEY"), app.config.get("SECRET_KEY_FALLBACKS") or ()
         )
+        limits_url, limits_prefix = ratelimit_url_for(settings.store_url)
         throttle = LoginThrottle(
-            settings.ratelimit_url or ratelimit_url_for(settings.store_url),
+            settings.ratelimit_url or limits_url,
             settings.throttle_account,
             settings.throttle_address,
+            key_prefix=limits_prefix,
         )
         state = CoatCheckState(
             settings=settings,

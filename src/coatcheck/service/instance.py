@@ -7,7 +7,7 @@ import secrets
 import time
 from pathlib import Path
 
-SECRET_FILE = "secret_key"
+SECRET_FILE = "secret_key"  # noqa: S105 - a file name
 
 
 def instance_secret_key(instance: str | os.PathLike[str]) -> str:

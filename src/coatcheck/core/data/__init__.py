@@ -1,0 +1,1 @@
+"""Data files shipped with coatcheck, read with :mod:`importlib.resources`."""

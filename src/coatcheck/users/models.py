@@ -1,0 +1,186 @@
+"""Tables of the user store, and the plain values handed out to callers.
+
+The SQLAlchemy rows never leave :mod:`coatcheck.users.store`: callers get the
+frozen :class:`User` and :class:`AuditEvent`, which are detached from any
+database session and safe to keep, compare and pass between threads.
+
+No table has a column for a password, a session ID or a token. Users keep a
+password *hash*; audit events name a session by its public handle only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, DateTime, Dialect, Integer, MetaData, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+#: Audit event names for the events of the specification. Event names are free
+#: text; these are the ones coatcheck itself writes.
+LOGIN_SUCCEEDED = "login_succeeded"
+LOGIN_FAILED = "login_failed"
+LOGIN_THROTTLED = "login_throttled"
+LOGOUT = "logout"
+SESSION_REVOKED = "session_revoked"
+ALL_SESSIONS_REVOKED = "all_sessions_revoked"
+PASSWORD_CHANGED = "password_changed"  # noqa: S105 (an event name)
+ROLES_CHANGED = "roles_changed"
+REMEMBER_THEFT = "remember_token_theft"
+TOKEN_REUSE = "refresh_token_reuse"  # noqa: S105 (an event name)
+USER_DISABLED = "user_disabled"
+USER_CREATED = "user_created"
+
+#: Constraint and index names that stay stable across databases, so that
+#: Alembic migrations can refer to them later.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+#: Longest user agent kept in an audit event; the rest is cut off.
+USER_AGENT_MAX = 512
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Store timezone-aware datetimes, and always read them back in UTC.
+
+    SQLite has no time zones: values are kept there as naive UTC and made
+    aware again when read. Naive values are refused on the way in.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Convert an aware datetime to UTC (naive UTC for SQLite)."""
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are ambiguous; pass a timezone-aware one")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Return the stored value as an aware UTC datetime."""
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    """Declarative base of the user store's tables."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class UserRow(Base):
+    """One account. ``username_key`` (the casefolded username) is unique."""
+
+    __tablename__ = "coatcheck_users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    username: Mapped[str] = mapped_column(String(64))
+    username_key: Mapped[str] = mapped_column(String(64), unique=True)
+    email: Mapped[str | None] = mapped_column(String(254))
+    password_hash: Mapped[str] = mapped_column(Text)
+    roles: Mapped[list[str]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    password_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    def to_user(self) -> User:
+        """Return the detached, immutable value of this row."""
+        return User(
+            id=self.id,
+            username=self.username,
+            email=self.email,
+            password_hash=self.password_hash,
+            roles=tuple(self.roles),
+            created_at=self.created_at,
+            disabled=self.disabled,
+            password_changed_at=self.password_changed_at,
+        )
+
+
+class AuditEventRow(Base):
+    """One security-relevant event. ``user_id`` has no foreign key on purpose:
+    the log outlives the accounts it mentions."""
+
+    __tablename__ = "coatcheck_audit_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    event: Mapped[str] = mapped_column(String(64), index=True)
+    user_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    username: Mapped[str | None] = mapped_column(Text)
+    ip: Mapped[str | None] = mapped_column(String(64))
+    user_agent: Mapped[str | None] = mapped_column(String(USER_AGENT_MAX))
+    session_handle: Mapped[str | None] = mapped_column(String(64))
+    detail: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
+
+    def to_event(self) -> AuditEvent:
+        """Return the detached, immutable value of this row."""
+        return AuditEvent(
+            id=self.id,
+            at=self.at,
+            event=self.event,
+            user_id=self.user_id,
+            username=self.username,
+            ip=self.ip,
+            user_agent=self.user_agent,
+            session_handle=self.session_handle,
+            detail=dict(self.detail) if self.detail is not None else None,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    """An account as stored, detached from the database.
+
+    The password hash is left out of ``repr()`` so that it cannot end up in a
+    log line by accident.
+
+    :param roles: sorted, without duplicates.
+    :param password_changed_at: when the password hash was last replaced, or
+        ``None`` if never since the account was created. Tokens issued before
+        it are no longer honoured.
+    """
+
+    id: int
+    username: str
+    email: str | None
+    password_hash: str = field(repr=False)
+    roles: tuple[str, ...]
+    created_at: datetime
+    disabled: bool
+    password_changed_at: datetime | None = None
+
+    def has_role(self, role: str) -> bool:
+        """Return whether the user holds ``role``."""
+        return role in self.roles
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEvent:
+    """An audit log entry, detached from the database.
+
+    :param session_handle: the session's public handle, never its ID.
+    """
+
+    id: int
+    at: datetime
+    event: str
+    user_id: int | None
+    username: str | None
+    ip: str | None
+    user_agent: str | None
+    session_handle: str | None
+    detail: dict[str, Any] | None

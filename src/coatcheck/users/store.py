@@ -1,0 +1,369 @@
+"""The user store and audit log: SQLAlchemy 2 on SQLite or PostgreSQL.
+
+``sqlite:///path`` (one file in WAL mode, the default of the service) and
+``postgresql+psycopg://…`` (several processes and machines) are supported. A
+bare ``postgresql://`` or ``postgres://`` URL uses psycopg 3.
+
+A database that cannot be reached raises
+:class:`~coatcheck.core.errors.StoreUnavailable` from every method, so that the
+web layer can answer 503 instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, func, select, text
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import (
+    ArgumentError,
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+)
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import StaticPool
+
+from ..core.clock import system_clock
+from ..core.errors import CoatcheckError, ConfigurationError, StoreUnavailable, UsernameTaken
+from .models import AuditEvent, AuditEventRow, Base, User, UserRow
+from .validation import (
+    MAX_ID,
+    InvalidEmail,
+    check_event_name,
+    check_page,
+    check_password_hash,
+    clean_audit_fields,
+    clean_detail,
+    is_valid_id,
+    is_valid_username,
+    normalize_roles,
+    username_key,
+    validate_email,
+    validate_username,
+)
+
+__all__ = ["InvalidEmail", "UnknownUser", "UserStore"]
+
+# pg_advisory_xact_lock key serialising create_schema() across processes.
+_SCHEMA_LOCK_KEY = 0x636F6174  # "coat"
+_SQLITE_BUSY_TIMEOUT_MS = 10_000
+_PG_CONNECT_TIMEOUT_S = 10
+
+
+class UnknownUser(CoatcheckError):
+    """No user has this ID."""
+
+    def __init__(self, user_id: int) -> None:
+        super().__init__(f"no user has the ID {user_id}")
+        self.user_id = user_id
+
+
+@contextlib.contextmanager
+def _unavailable_as_error() -> Iterator[None]:
+    """Turn a failure to reach the database into :class:`StoreUnavailable`."""
+    try:
+        yield
+    except (OperationalError, InterfaceError, PoolTimeoutError) as exc:
+        raise StoreUnavailable("the user database cannot be reached") from exc
+
+
+def _configure_sqlite(dbapi_connection: Any, connection_record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute(f"PRAGMA busy_timeout = {_SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA synchronous = NORMAL")
+    finally:
+        cursor.close()
+
+
+def _create_engine(url: str, pool_size: int) -> Engine:
+    """Return an engine for a SQLite or PostgreSQL ``url``.
+
+    :raise ConfigurationError: for a malformed URL or another database.
+    """
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise ConfigurationError(f"invalid database URL: {exc}") from exc
+    if pool_size < 1:
+        raise ConfigurationError("pool_size must be at least 1")
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        return _create_sqlite_engine(parsed)
+    if backend in {"postgresql", "postgres"}:
+        return _create_postgresql_engine(parsed, pool_size)
+    shown = parsed.render_as_string(hide_password=True)
+    raise ConfigurationError(
+        f"the user store supports sqlite:///path and postgresql+psycopg://…, not {shown!r}"
+    )
+
+
+def _create_sqlite_engine(url: URL) -> Engine:
+    database = url.database
+    connect_args = {"check_same_thread": False, "timeout": _SQLITE_BUSY_TIMEOUT_MS / 1000}
+    if not database or database == ":memory:":
+        # One shared connection, or every connection would see its own empty database.
+        engine = create_engine(url, connect_args=connect_args, poolclass=StaticPool)
+    else:
+        if not url.query.get("uri"):
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args=connect_args)
+    event.listen(engine, "connect", _configure_sqlite)
+    return engine
+
+
+def _create_postgresql_engine(url: URL, pool_size: int) -> Engine:
+    if url.drivername in {"postgresql", "postgres"}:
+        url = url.set(drivername="postgresql+psycopg")
+    connect_args: dict[str, Any] = {}
+    if "connect_timeout" not in url.query:
+        connect_args["connect_timeout"] = _PG_CONNECT_TIMEOUT_S
+    return create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        connect_args=connect_args,
+    )
+
+
+class UserStore:
+    """Keep users and the audit log in a SQL database.
+
+    :param url: ``sqlite:///relative/path``, ``sqlite:////absolute/path`` or a
+        PostgreSQL URL. The folder of a SQLite file is created if missing.
+    :param clock: the source of every stored time (Unix seconds).
+    :param pool_size: connections kept open to PostgreSQL (as many again may
+        be opened under load).
+    :raise ConfigurationError: for an unsupported or malformed URL.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        clock: Callable[[], float] = system_clock,
+        pool_size: int = 5,
+    ) -> None:
+        self.clock = clock
+        self.engine = _create_engine(url, pool_size)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    def _now(self) -> datetime:
+        return datetime.fromtimestamp(self.clock(), UTC)
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[Session]:
+        """Yield a session whose work is committed on success, rolled back on error."""
+        with _unavailable_as_error(), self._sessions.begin() as session:
+            yield session
+
+    def _row(self, session: Session, user_id: int) -> UserRow:
+        row = session.get(UserRow, user_id) if is_valid_id(user_id) else None
+        if row is None:
+            raise UnknownUser(user_id)
+        return row
+
+    def create_schema(self) -> None:
+        """Create the tables and indexes that do not exist yet.
+
+        Safe to call at every start, from several processes at once.
+        """
+        with _unavailable_as_error():
+            try:
+                self._create_all()
+            except OperationalError as exc:
+                # Two SQLite processes racing: the loser's CREATE TABLE fails.
+                if "already exists" not in str(exc):
+                    raise
+                self._create_all()
+
+    def _create_all(self) -> None:
+        with self.engine.begin() as connection:
+            if connection.dialect.name == "postgresql":
+                connection.execute(
+                    text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK_KEY}
+                )
+            Base.metadata.create_all(connection)
+
+    def ping(self) -> None:
+        """Check that the database answers.
+
+        :raise StoreUnavailable: if it does not.
+        """
+        with _unavailable_as_error(), self.engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+
+    def close(self) -> None:
+        """Close every pooled connection."""
+        self.engine.dispose()
+
+    def create_user(
+        self,
+        username: str,
+        password_hash: str,
+        *,
+        email: str | None = None,
+        roles: Iterable[str] = (),
+    ) -> User:
+        """Add an account and return it.
+
+        :raise InvalidUsername: if the username breaks the rules.
+        :raise InvalidEmail: if the email is not an address.
+        :raise UsernameTaken: if the username exists, in any case.
+        :raise ValueError: for an invalid role or a value that is not a hash.
+        """
+        row = UserRow(
+            username=validate_username(username),
+            username_key=username_key(username),
+            email=validate_email(email),
+            password_hash=check_password_hash(password_hash),
+            roles=list(normalize_roles(roles)),
+            created_at=self._now(),
+            disabled=False,
+        )
+        try:
+            with self._transaction() as session:
+                session.add(row)
+                session.flush()
+                return row.to_user()
+        except IntegrityError as exc:
+            # Also reached when another process inserted the same name meanwhile.
+            raise UsernameTaken(f"the username {username!r} is taken") from exc
+
+    def get(self, user_id: int) -> User | None:
+        """Return the user with this ID, or ``None``."""
+        if not is_valid_id(user_id):
+            return None
+        with self._transaction() as session:
+            row = session.get(UserRow, user_id)
+            return None if row is None else row.to_user()
+
+    def get_by_username(self, username: str) -> User | None:
+        """Return the user with this username in any case, or ``None``."""
+        if not is_valid_username(username):
+            return None
+        query = select(UserRow).where(UserRow.username_key == username_key(username))
+        with self._transaction() as session:
+            row = session.scalars(query).one_or_none()
+            return None if row is None else row.to_user()
+
+    def list_users(self, *, offset: int = 0, limit: int = 50) -> list[User]:
+        """Return a page of users in order of ID."""
+        check_page(offset, limit)
+        query = select(UserRow).order_by(UserRow.id).offset(offset).limit(limit)
+        with self._transaction() as session:
+            return [row.to_user() for row in session.scalars(query)]
+
+    def count_users(self) -> int:
+        """Return the number of users."""
+        with self._transaction() as session:
+            return session.scalar(select(func.count()).select_from(UserRow)) or 0
+
+    def set_password_hash(self, user_id: int, password_hash: str) -> User:
+        """Replace a user's password hash and return the updated user.
+
+        ``password_changed_at`` becomes now.
+
+        :raise UnknownUser: if no user has this ID.
+        :raise ValueError: if ``password_hash`` is not an encoded hash.
+        """
+        check_password_hash(password_hash)
+        with self._transaction() as session:
+            row = self._row(session, user_id)
+            row.password_hash = password_hash
+            row.password_changed_at = self._now()
+            session.flush()
+            return row.to_user()
+
+    def set_roles(self, user_id: int, roles: Iterable[str]) -> User:
+        """Replace a user's roles and return the updated user.
+
+        :raise UnknownUser: if no user has this ID.
+        :raise ValueError: for an invalid role.
+        """
+        normalized = list(normalize_roles(roles))
+        with self._transaction() as session:
+            row = self._row(session, user_id)
+            row.roles = normalized
+            session.flush()
+            return row.to_user()
+
+    def set_disabled(self, user_id: int, disabled: bool) -> User:
+        """Disable or re-enable a user and return the updated user.
+
+        :raise UnknownUser: if no user has this ID.
+        """
+        with self._transaction() as session:
+            row = self._row(session, user_id)
+            row.disabled = bool(disabled)
+            session.flush()
+            return row.to_user()
+
+    def record_event(
+        self,
+        event: str,
+        *,
+        user_id: int | None = None,
+        username: str | None = None,
+        ip: str | None = None,
+        user_agent: str | None = None,
+        session_handle: str | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> None:
+        """Append an event to the audit log.
+
+        Client-supplied text is cut to size (the user agent to 512 characters).
+        Values of ``detail`` under secret names (``password``, ``token``,
+        ``session_id``…) are replaced by ``"[redacted]"``. Pass a session's
+        public handle, never its ID.
+
+        :param event: one of the event constants, or a name of your own (1 to
+            64 characters).
+        :raise ValueError: for an empty or overlong event name, or an
+            impossible user ID.
+        :raise TypeError: if ``detail`` is not plain JSON.
+        """
+        if user_id is not None and not is_valid_id(user_id):
+            raise ValueError(f"a user ID is an integer from 1 to {MAX_ID}")
+        row = AuditEventRow(
+            at=self._now(),
+            event=check_event_name(event),
+            user_id=user_id,
+            detail=clean_detail(detail),
+            **clean_audit_fields(username, ip, user_agent, session_handle),
+        )
+        with self._transaction() as session:
+            session.add(row)
+
+    def list_events(
+        self, *, user_id: int | None = None, offset: int = 0, limit: int = 50
+    ) -> list[AuditEvent]:
+        """Return a page of audit events, newest first, optionally of one user."""
+        check_page(offset, limit)
+        if user_id is not None and not is_valid_id(user_id):
+            return []
+        query = select(AuditEventRow)
+        if user_id is not None:
+            query = query.where(AuditEventRow.user_id == user_id)
+        query = query.order_by(AuditEventRow.at.desc(), AuditEventRow.id.desc())
+        with self._transaction() as session:
+            rows = session.scalars(query.offset(offset).limit(limit))
+            return [row.to_event() for row in rows]
+
+    def count_events(self, user_id: int | None = None) -> int:
+        """Return the number of audit events, optionally of one user."""
+        if user_id is not None and not is_valid_id(user_id):
+            return 0
+        query = select(func.count()).select_from(AuditEventRow)
+        if user_id is not None:
+            query = query.where(AuditEventRow.user_id == user_id)
+        with self._transaction() as session:
+            return session.scalar(query) or 0
