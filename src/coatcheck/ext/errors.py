@@ -29,10 +29,14 @@ _STORE_UNAVAILABLE_MESSAGE = "The session store is unavailable. Please try again
 
 
 def wants_json() -> bool:
-    """Tell whether the current request comes from an API client."""
+    """Tell whether the current request comes from an API client.
+
+    An ``/api/`` path, a JSON body, no ``Accept`` header at all, or an
+    ``Accept`` preferring JSON: browsers always ask for HTML.
+    """
     if not has_request_context():
         return True
-    if request.path.startswith("/api/"):
+    if request.path.startswith("/api/") or request.is_json or not request.accept_mimetypes:
         return True
     best = request.accept_mimetypes.best_match(["text/html", "application/json"])
     return best == "application/json"

@@ -1,0 +1,144 @@
+"""Remember-me: rotation at each use, theft detection, the race grace window."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from flask import Flask
+
+from coatcheck import CoatCheck
+from coatcheck.core.clock import ManualClock
+
+from .auth_app import Browser, build_auth_app
+from .helpers import https_client, set_cookies
+
+REMEMBER = "__Host-remember"
+SESSION = "__Host-session"
+
+
+@pytest.fixture
+def app(make_app: Callable[..., Flask]) -> Flask:
+    app = build_auth_app(make_app)
+    Browser(app).register("alice")
+    return app
+
+
+def remembered(app: Flask) -> Browser:
+    browser = Browser(app)
+    assert browser.login("alice", remember=True).status_code == 200
+    return browser
+
+
+def restart(browser: Browser) -> None:
+    """Close the browser: its session cookie goes, the remember cookie stays."""
+    browser.client.delete_cookie(SESSION, domain="localhost")
+
+
+def test_remember_login_sets_a_long_lived_cookie(make_app: Callable[..., Flask]) -> None:
+    app = build_auth_app(make_app)
+    Browser(app).register("alice")
+    browser = Browser(app)
+    browser.csrf()
+    response = browser.post(
+        "/api/login", {"username": "alice", "password": "correct horse battery", "remember": True}
+    )
+    cookies = {c.name: c for c in set_cookies(response)}
+    remember = cookies[REMEMBER]
+    assert int(remember.attributes["max-age"]) == 30 * 24 * 3600
+    assert {k: v for k, v in remember.attributes.items() if k not in ("max-age", "expires")} == {
+        "secure": "",
+        "httponly": "",
+        "path": "/",
+        "samesite": "Lax",
+    }
+    assert 0 < int(cookies[SESSION].attributes["max-age"]) <= 12 * 3600
+
+
+def test_plain_login_has_no_remember_cookie_and_no_max_age(app: Flask) -> None:
+    browser = Browser(app)
+    browser.csrf()
+    response = browser.post(
+        "/api/login", {"username": "alice", "password": "correct horse battery"}
+    )
+    cookies = {c.name: c for c in set_cookies(response)}
+    assert REMEMBER not in cookies
+    assert "max-age" not in cookies[SESSION].attributes
+
+
+def test_each_use_makes_a_new_session_and_rotates_the_token(app: Flask) -> None:
+    browser = remembered(app)
+    first = browser.cookie(REMEMBER)
+    restart(browser)
+    assert browser.get("/api/me").status_code == 200
+    assert browser.cookie(SESSION) is not None
+    second = browser.cookie(REMEMBER)
+    assert second is not None and second != first
+    restart(browser)
+    assert browser.get("/api/me").status_code == 200
+    assert browser.cookie(REMEMBER) not in (first, second)
+
+
+def test_superseded_token_is_theft(app: Flask, clock: ManualClock) -> None:
+    victim = remembered(app)
+    stolen = victim.cookie(REMEMBER)
+    assert stolen is not None
+    restart(victim)
+    assert victim.get("/api/me").status_code == 200  # the victim uses it: rotated
+    clock.advance(31)
+    thief = https_client(app)
+    thief.set_cookie(REMEMBER, stolen, domain="localhost")
+    assert thief.get("/api/me").status_code == 401
+    # Everything of the user's is revoked: the victim's session and series too.
+    assert victim.get("/api/me").status_code == 401
+    restart(victim)
+    assert victim.get("/api/me").status_code == 401
+    events = [e.event for e in CoatCheck.state(app).users.list_events(limit=5)]
+    assert "remember_token_theft" in events
+
+
+def test_previous_token_within_the_grace_window_is_a_race(app: Flask, clock: ManualClock) -> None:
+    browser = remembered(app)
+    old = browser.cookie(REMEMBER)
+    assert old is not None
+    restart(browser)
+    assert browser.get("/api/me").status_code == 200
+    clock.advance(5)
+    other_tab = https_client(app)
+    other_tab.set_cookie(REMEMBER, old, domain="localhost")
+    assert other_tab.get("/api/me").status_code == 200
+    assert browser.get("/api/me").status_code == 200  # nobody was revoked
+
+
+def test_logout_ends_the_series(app: Flask) -> None:
+    browser = remembered(app)
+    token = browser.cookie(REMEMBER)
+    response = browser.post("/api/logout")
+    assert REMEMBER in {c.name for c in set_cookies(response) if c.attributes.get("max-age") == "0"}
+    replay = https_client(app)
+    replay.set_cookie(REMEMBER, token or "", domain="localhost")
+    assert replay.get("/api/me").status_code == 401
+
+
+def test_expired_series_does_not_log_in(app: Flask, clock: ManualClock) -> None:
+    browser = remembered(app)
+    clock.advance(30 * 24 * 3600 + 1)
+    restart(browser)
+    assert browser.get("/api/me").status_code == 401
+
+
+@pytest.mark.parametrize("value", ["", "garbage", "a.b", "x" * 5000, "eyJ.eyJ.sig", "\u00e9\u00e9"])
+def test_garbage_remember_cookie_is_ignored(app: Flask, value: str) -> None:
+    raw = https_client(app, use_cookies=False)
+    response = raw.get("/api/me", headers={"Cookie": f"{REMEMBER}={value}"})
+    assert response.status_code == 401
+
+
+def test_remember_login_of_a_disabled_user_fails(app: Flask) -> None:
+    from coatcheck import disable_user
+
+    browser = remembered(app)
+    restart(browser)
+    with app.test_request_context():
+        disable_user(1)
+    assert browser.get("/api/me").status_code == 401
