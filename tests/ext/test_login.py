@@ -261,3 +261,19 @@ def test_no_record_is_made_by_anonymous_login_pages(app: Flask) -> None:
 )
 def test_next_is_followed_only_when_safe(app: Flask, target: str, expected: str) -> None:
     assert https_client(app).get("/go", query_string={"next": target}).text == expected
+
+
+@pytest.mark.parametrize(("proxies", "expected"), [(0, "127.0.0.1"), (1, "203.0.113.9")])
+def test_client_address_trusts_x_forwarded_for_only_when_configured(
+    make_app: Callable[..., Flask], proxies: int, expected: str
+) -> None:
+    app = build_auth_app(make_app, COATCHECK_TRUSTED_PROXIES=proxies)
+    browser = Browser(app)
+    browser.csrf()
+    browser.post(
+        "/api/register",
+        {"username": "alice", "password": PASSWORD},
+        **{"X-Forwarded-For": "198.51.100.1, 203.0.113.9"},
+    )
+    [event, *_] = users(app).list_events(limit=1)
+    assert event.ip == expected
