@@ -94,6 +94,9 @@ class CountingStore(SessionStore):
     def list_by_user(self, user_id: str) -> list[SessionRecord]:
         return self.inner.list_by_user(user_id)
 
+    def list_all(self, limit: int = 1000) -> list[SessionRecord]:
+        return self.inner.list_all(limit)
+
     def delete_by_user(self, user_id: str, *, keep: str | None = None) -> int:
         self.writes.append("delete_by_user")
         return self.inner.delete_by_user(user_id, keep=keep)

@@ -145,6 +145,21 @@ def test_list_by_user_leaves_out_deleted_and_expired(
     assert [r.handle for r in store.list_by_user("alice")] == [live.handle]
 
 
+def test_list_all(store: SessionStore, clock: ManualClock) -> None:
+    records = []
+    for user in ("alice", "bob", None):
+        records.append(make_record(clock, user_id=user))
+        store.save(records[-1])
+        clock.advance(1)
+    expired = make_record(clock)
+    expired.expires_at = clock() + 1
+    store.save(expired)
+    clock.advance(2)
+    found = store.list_all()
+    assert [r.handle for r in found] == [r.handle for r in reversed(records)]
+    assert len(store.list_all(limit=2)) == 2
+
+
 def test_delete_by_user_keeps_the_named_session(store: SessionStore, clock: ManualClock) -> None:
     keep, a, b = (make_record(clock, user_id="alice") for _ in range(3))
     bob = make_record(clock, user_id="bob")

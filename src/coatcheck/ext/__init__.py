@@ -2,6 +2,16 @@
 
 from .auth import authenticate, change_password, create_user, disable_user
 from .csrf import csrf_exempt, csrf_token
+from .devices import (
+    DeviceSession,
+    all_sessions,
+    iso_time,
+    list_sessions,
+    revoke_all_sessions,
+    revoke_other_sessions,
+    revoke_session,
+    set_user_roles,
+)
 from .extension import CoatCheck, current_session
 from .login import (
     ANONYMOUS,
@@ -16,10 +26,18 @@ from .login import (
 from .session import ServerSession
 
 __all__ = [
+    "all_sessions",
+    "iso_time",
+    "list_sessions",
+    "revoke_all_sessions",
+    "revoke_other_sessions",
+    "revoke_session",
+    "set_user_roles",
     "ANONYMOUS",
     "AnonymousUser",
     "AuthenticatedUser",
     "CoatCheck",
+    "DeviceSession",
     "ServerSession",
     "authenticate",
     "change_password",

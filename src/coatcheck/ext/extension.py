@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,11 +21,13 @@ from ..core.throttle import LoginThrottle, ratelimit_url_for
 from ..stores.base import SessionStore, open_store
 from .errors import register_error_handlers
 from .session import SESSION_ENVIRON_KEY, ServerSession, ServerSessionInterface
+from .signals import security_event
 
 if TYPE_CHECKING:
     from ..users import UserStore
 
 EXTENSION_KEY = "coatcheck"
+log = logging.getLogger("coatcheck.audit")
 _MAX_USER_AGENT = 512
 
 
@@ -87,9 +90,19 @@ class CoatCheckState:
             current = request.environ.get(SESSION_ENVIRON_KEY)
             if isinstance(current, ServerSession):
                 handle = current.handle
+        user_key = int(user_id) if user_id is not None and str(user_id).isdigit() else None
+        log.info(
+            "security event %s user=%s username=%s ip=%s session=%s",
+            event,
+            user_key,
+            username,
+            ip,
+            handle,
+        )
+        security_event.send(self, event=event, user_id=user_key, username=username)
         self.users.record_event(
             event,
-            user_id=int(user_id) if user_id is not None and str(user_id).isdigit() else None,
+            user_id=user_key,
             username=username,
             ip=ip,
             user_agent=user_agent,

@@ -114,10 +114,10 @@ def login_user(user: UserLike, remember: bool = False, *, via: str = "password")
     g.pop("_coatcheck_csrf", None)
     g.pop(_USER, None)
     if remember:
-        from .remember import issue_remember_cookie
+        from .remember import REMEMBER_KEY, issue_remember_cookie
 
         session.permanent = True
-        issue_remember_cookie(session.user_id)
+        session.set_meta(REMEMBER_KEY, issue_remember_cookie(session.user_id))
     cc.audit(
         events.LOGIN_SUCCEEDED,
         user_id=session.user_id,

@@ -23,12 +23,14 @@ from ..core.ids import hash_token, store_key
 from ..core.records import SessionRecord
 from ..users import models as events
 from .cookies import cookie_name, queue_cookie, single_cookie
-from .extension import CoatCheck, CoatCheckState
+from .extension import CoatCheck, CoatCheckState, current_session
 
 if TYPE_CHECKING:
     from .login import AuthenticatedUser
 
 KIND = "remember"
+#: Session meta key naming the store key of the device's remember-me series.
+REMEMBER_KEY = "remember_key"
 #: Seconds during which the token just replaced still logs in (tabs racing).
 GRACE_SECONDS = 30
 
@@ -37,8 +39,8 @@ def _cookie(state: CoatCheckState) -> str:
     return cookie_name(state.settings, "remember")
 
 
-def issue_remember_cookie(user_id: str) -> None:
-    """Start a remember-me series for ``user_id`` and queue its cookie."""
+def issue_remember_cookie(user_id: str) -> str:
+    """Start a remember-me series for ``user_id``, queue its cookie; return its store key."""
     state = CoatCheck.state()
     series, token = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
     now = state.clock()
@@ -54,6 +56,7 @@ def issue_remember_cookie(user_id: str) -> None:
     )
     state.store.save(record)
     _queue(state, series, token, record.expires_at - now)
+    return record.key
 
 
 def login_from_remember_cookie() -> AuthenticatedUser | None:
@@ -88,6 +91,7 @@ def login_from_remember_cookie() -> AuthenticatedUser | None:
         queue_cookie(_cookie(state), None)
         return None
     login_user(user, via="remember")
+    current_session().set_meta(REMEMBER_KEY, record.key)
     from .login import AuthenticatedUser
 
     current_session_user = AuthenticatedUser(

@@ -88,6 +88,10 @@ class SessionStore(ABC):
         """Return the unexpired records of one user, oldest first."""
 
     @abstractmethod
+    def list_all(self, limit: int = 1000) -> list[SessionRecord]:
+        """Return up to ``limit`` unexpired records of anyone (for administrators)."""
+
+    @abstractmethod
     def delete_by_user(self, user_id: str, *, keep: str | None = None) -> int:
         """Delete every record of one user except ``keep``; return how many."""
 

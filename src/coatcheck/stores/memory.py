@@ -69,6 +69,12 @@ class MemorySessionStore(SessionStore):
             ]
         return sorted(found, key=lambda r: r.created_at)
 
+    def list_all(self, limit: int = 1000) -> list[SessionRecord]:
+        now = self.clock()
+        with self._lock:
+            found = [copy.deepcopy(r) for r in self._records.values() if r.expires_at > now]
+        return sorted(found, key=lambda r: r.last_seen_at, reverse=True)[:limit]
+
     def delete_by_user(self, user_id: str, *, keep: str | None = None) -> int:
         with self._lock:
             doomed = [k for k, r in self._records.items() if r.user_id == user_id and k != keep]

@@ -188,6 +188,22 @@ class RedisSessionStore(SessionStore):
         records = [_record(key, fields) for key, fields in members]
         return sorted((r for r in records if r.expires_at > now), key=lambda r: r.created_at)
 
+    def list_all(self, limit: int = 1000) -> list[SessionRecord]:
+        """Return up to ``limit`` records, scanning the keyspace (an administrator's view)."""
+        now = self.clock()
+        pattern, start = f"{self.prefix}s:*", len(self.prefix) + 2
+        records: list[SessionRecord] = []
+        with _unavailable():
+            for name in self.client.scan_iter(match=pattern, count=500):
+                fields: dict[str, str] = self.client.hgetall(name)  # type: ignore[assignment]
+                if fields:
+                    record = _record(name[start:], fields)
+                    if record.expires_at > now:
+                        records.append(record)
+                if len(records) >= limit:
+                    break
+        return sorted(records, key=lambda r: r.last_seen_at, reverse=True)
+
     def delete_by_user(self, user_id: str, *, keep: str | None = None) -> int:
         with _unavailable():
             doomed = [key for key, _ in self._members(user_id) if key != keep]

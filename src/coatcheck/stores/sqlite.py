@@ -159,6 +159,14 @@ class SQLiteSessionStore(SessionStore):
             ).fetchall()
         return [_record(row) for row in rows]
 
+    def list_all(self, limit: int = 1000) -> list[SessionRecord]:
+        with self._db() as conn:
+            rows = conn.execute(
+                _SELECT + "WHERE expires_at > ? ORDER BY last_seen_at DESC LIMIT ?",
+                (self.clock(), limit),
+            ).fetchall()
+        return [_record(row) for row in rows]
+
     def delete_by_user(self, user_id: str, *, keep: str | None = None) -> int:
         with self._db() as conn:
             cursor = conn.execute(
