@@ -178,6 +178,7 @@ class CoatCheck:
 
         app.after_request(write_cookies)
         app.jinja_env.globals["csrf_token"] = csrf.csrf_token
+        app.context_processor(_template_context)
         register_error_handlers(app)
         if settings.trusted_proxies:
             n = settings.trusted_proxies
@@ -242,3 +243,9 @@ def _fail_closed() -> None:
     current = request.environ.get(SESSION_ENVIRON_KEY)
     if isinstance(current, ServerSession) and current.failure is not None:
         raise current.failure
+
+
+def _template_context() -> dict[str, Any]:
+    from .login import current_user
+
+    return {"current_user": current_user}

@@ -1,0 +1,254 @@
+"""The JSON API of SPEC section 5. Every error is ``{"error": code, "message": text}``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, abort, jsonify, request
+
+from ..core.errors import CoatcheckError
+from ..ext import (
+    CoatCheck,
+    all_sessions,
+    authenticate,
+    change_password,
+    create_user,
+    csrf_token,
+    current_session,
+    current_user,
+    iso_time,
+    list_sessions,
+    login_required,
+    login_user,
+    logout_user,
+    revoke_all_sessions,
+    revoke_other_sessions,
+    revoke_session,
+    roles_required,
+    set_user_roles,
+)
+from ..ext.errors import error_response
+
+blueprint = Blueprint("api", __name__, url_prefix="/api")
+MAX_PAGE = 200
+
+
+class InvalidRequest(CoatcheckError):
+    """A request body or parameter that is malformed."""
+
+
+@blueprint.errorhandler(InvalidRequest)
+def _invalid(exc: InvalidRequest) -> Response:
+    return error_response(400, "invalid", str(exc))
+
+
+def json_body() -> dict[str, Any]:
+    """Return the request's JSON object, or raise :class:`InvalidRequest`."""
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise InvalidRequest("The body must be a JSON object (Content-Type: application/json).")
+    return body
+
+
+def text_field(body: dict[str, Any], name: str) -> str:
+    """Return a non-empty string field of ``body``, or raise :class:`InvalidRequest`."""
+    value = body.get(name)
+    if not isinstance(value, str) or not value:
+        raise InvalidRequest(f"{name} must be a non-empty string.")
+    return value
+
+
+def optional_text(body: dict[str, Any], name: str) -> str | None:
+    """Return a string field of ``body``, ``None`` when absent, null or empty."""
+    if body.get(name) in (None, ""):
+        return None
+    return text_field(body, name)
+
+
+def page_args() -> tuple[int, int]:
+    """Return ``offset`` and ``limit`` from the query string (validated)."""
+    try:
+        offset = int(request.args.get("offset", 0))
+        limit = int(request.args.get("limit", 50))
+    except ValueError:
+        raise InvalidRequest("offset and limit must be whole numbers.") from None
+    if offset < 0 or not 1 <= limit <= MAX_PAGE:
+        raise InvalidRequest(f"offset must be >= 0 and limit between 1 and {MAX_PAGE}.")
+    return offset, limit
+
+
+def user_json(user: Any, *, full: bool = False) -> dict[str, Any]:
+    """Return the API form of a user."""
+    data: dict[str, Any] = {
+        "id": user.id,
+        "username": user.username,
+        "roles": sorted(user.roles),
+    }
+    if full:
+        data.update(
+            email=user.email,
+            created_at=user.created_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            disabled=user.disabled,
+        )
+    return data
+
+
+@blueprint.get("/csrf")
+def csrf() -> Response:
+    return jsonify(csrf_token=csrf_token())
+
+
+@blueprint.post("/register")
+def register() -> tuple[Response, int]:
+    body = json_body()
+    username = text_field(body, "username")
+    password = text_field(body, "password")
+    email = optional_text(body, "email")
+    user = create_user(username, password, email=email)
+    login_user(user)
+    return jsonify(user=user_json(user)), 201
+
+
+@blueprint.post("/login")
+def login() -> Response:
+    body = json_body()
+    username = text_field(body, "username")
+    password = text_field(body, "password")
+    remember = body.get("remember", False)
+    if not isinstance(remember, bool):
+        raise InvalidRequest("remember must be true or false.")
+    user = authenticate(username, password)
+    login_user(user, remember=remember)
+    return jsonify(user=user_json(user))
+
+
+@blueprint.post("/logout")
+def logout() -> tuple[str, int]:
+    logout_user()
+    return "", 204
+
+
+@blueprint.get("/me")
+@login_required
+def me() -> Response:
+    session = current_session()
+    record = session.record
+    info: dict[str, Any] = {"handle": session.handle}
+    if record is not None:
+        info.update(
+            created_at=iso_time(record.created_at),
+            last_seen_at=iso_time(record.last_seen_at),
+            expires_at=iso_time(record.expires_at),
+        )
+    user = {
+        "id": _int_id(current_user.id),
+        "username": current_user.username,
+        "roles": list(current_user.roles),
+    }
+    return jsonify(user=user, session=info)
+
+
+@blueprint.get("/sessions")
+@login_required
+def sessions() -> Response:
+    return jsonify(sessions=[device.to_json() for device in list_sessions()])
+
+
+@blueprint.delete("/sessions/<handle>")
+@login_required
+def revoke(handle: str) -> tuple[str, int] | Response:
+    if not revoke_session(handle):
+        return error_response(404, "not_found", "You have no session with that handle.")
+    return "", 204
+
+
+@blueprint.delete("/sessions")
+@login_required
+def revoke_others() -> tuple[str, int]:
+    revoke_other_sessions()
+    return "", 204
+
+
+@blueprint.post("/password")
+@login_required
+def password() -> tuple[str, int]:
+    body = json_body()
+    current = text_field(body, "current_password")
+    new = text_field(body, "new_password")
+    change_password(current, new)
+    return "", 204
+
+
+@blueprint.get("/admin/users")
+@roles_required("admin")
+def admin_users() -> Response:
+    offset, limit = page_args()
+    users = CoatCheck.state().users
+    return jsonify(
+        users=[user_json(u, full=True) for u in users.list_users(offset=offset, limit=limit)],
+        total=users.count_users(),
+        offset=offset,
+        limit=limit,
+    )
+
+
+@blueprint.post("/admin/users/<int:user_id>/roles")
+@roles_required("admin")
+def admin_roles(user_id: int) -> Response:
+    roles = json_body().get("roles")
+    if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
+        raise InvalidRequest("roles must be a list of strings.")
+    if CoatCheck.state().users.get(user_id) is None:
+        abort(404)
+    try:
+        user = set_user_roles(user_id, roles)
+    except ValueError as exc:
+        raise InvalidRequest(str(exc)) from None
+    return jsonify(user=user_json(user, full=True))
+
+
+@blueprint.delete("/admin/users/<int:user_id>/sessions")
+@roles_required("admin")
+def admin_revoke(user_id: int) -> tuple[str, int]:
+    if CoatCheck.state().users.get(user_id) is None:
+        abort(404)
+    revoke_all_sessions(user_id)
+    return "", 204
+
+
+@blueprint.get("/admin/sessions")
+@roles_required("admin")
+def admin_sessions() -> Response:
+    return jsonify(sessions=[d.to_json() | {"user_id": d.user_id} for d in all_sessions()])
+
+
+@blueprint.get("/admin/audit")
+@roles_required("admin")
+def admin_audit() -> Response:
+    offset, limit = page_args()
+    user_id = request.args.get("user_id", type=int)
+    users = CoatCheck.state().users
+    events = users.list_events(user_id=user_id, offset=offset, limit=limit)
+    return jsonify(
+        events=[
+            {
+                "id": e.id,
+                "at": e.at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "event": e.event,
+                "user_id": e.user_id,
+                "username": e.username,
+                "ip": e.ip,
+                "user_agent": e.user_agent,
+                "session_handle": e.session_handle,
+                "detail": e.detail,
+            }
+            for e in events
+        ],
+        total=users.count_events(user_id),
+        offset=offset,
+        limit=limit,
+    )
+
+
+def _int_id(value: str | None) -> int | str | None:
+    return int(value) if value is not None and value.isdigit() else value

@@ -1,0 +1,45 @@
+"""Operations: forward auth for reverse proxies, liveness and readiness."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, jsonify
+
+from ..core.errors import StoreUnavailable
+from ..ext import CoatCheck, current_user
+from ..ext.errors import error_response
+
+blueprint = Blueprint("ops", __name__)
+
+
+@blueprint.get("/auth/verify")
+def verify() -> Response:
+    """Answer nginx ``auth_request`` / Traefik ForwardAuth: 200 with who, or 401."""
+    if not current_user.is_authenticated:
+        return error_response(401, "unauthenticated", "Log in to see this.")
+    response = Response(status=200)
+    response.headers["X-Auth-User"] = current_user.username or ""
+    response.headers["X-Auth-User-Id"] = current_user.id or ""
+    response.headers["X-Auth-Roles"] = ",".join(current_user.roles)
+    return response
+
+
+@blueprint.get("/healthz")
+def healthz() -> Response:
+    return jsonify(status="ok")
+
+
+@blueprint.get("/readyz")
+def readyz() -> Response:
+    state = CoatCheck.state()
+    checks: dict[str, str] = {}
+    for name, ping in (("sessions", state.store.ping), ("users", state.users.ping)):
+        try:
+            ping()
+            checks[name] = "ok"
+        except StoreUnavailable:
+            checks[name] = "unavailable"
+    ready = all(v == "ok" for v in checks.values())
+    response = jsonify(status="ready" if ready else "unavailable", checks=checks)
+    response.status_code = 200 if ready else 503
+    response.headers["Cache-Control"] = "no-store"
+    return response
