@@ -1,41 +1,280 @@
-"""The ``coatcheck`` command."""
+"""The ``coatcheck`` command: serve, manage users and sessions, review the configuration.
+
+Every command takes ``--instance`` and ``--config`` after its name and reads
+the ``COATCHECK_*`` variables, so that commands started the same way as
+``coatcheck serve`` share its instance.
+"""
 
 from __future__ import annotations
 
+import functools
+import logging
 import os
-from typing import Any
+import shutil
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, TypeVar
 
 import click
 from flask import Flask
 
+from ..core.errors import CoatcheckError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def instance_options(command: F) -> F:
+    """Add ``--instance`` and ``--config`` to a command."""
+
+    @click.option(
+        "--instance",
+        envvar="COATCHECK_INSTANCE",
+        default="instance",
+        show_default=True,
+        type=click.Path(file_okay=False),
+        help="Folder of the SQLite files and the generated secret key.",
+    )
+    @click.option(
+        "--config",
+        "config_file",
+        envvar="COATCHECK_CONFIG",
+        type=click.Path(dir_okay=False, exists=True),
+        help="A TOML file of settings (keys as in the environment, e.g. COATCHECK_STORE_URL).",
+    )
+    @functools.wraps(command)
+    def wrapped(*args: Any, instance: str, config_file: str | None, **kwargs: Any) -> Any:
+        config: dict[str, Any] = {"COATCHECK_INSTANCE": os.path.abspath(instance)}
+        if config_file:
+            config["COATCHECK_CONFIG"] = os.path.abspath(config_file)
+        return command(*args, config=config, **kwargs)
+
+    return wrapped  # type: ignore[return-value]
+
+
+def _app(config: dict[str, Any]) -> Flask:
+    from . import create_app
+
+    try:
+        return create_app(config)
+    except CoatcheckError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@contextmanager
+def _request(app: Flask) -> Iterator[None]:
+    """Run library calls as a local request, so the audit log names the command line."""
+    environ = {"REMOTE_ADDR": "127.0.0.1", "HTTP_USER_AGENT": "coatcheck-cli"}
+    with app.test_request_context("/", environ_base=environ):
+        try:
+            yield
+        except CoatcheckError as exc:
+            raise click.ClickException(str(exc)) from None
+
 
 @click.group()
+@click.version_option(package_name="coatcheck")
 def main() -> None:
     """coatcheck: secure sessions and login for Flask."""
 
 
 @main.command()
+@instance_options
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=5555, show_default=True, help="Port to listen on.")
 @click.option("--workers", default=1, show_default=True, help="gunicorn worker processes.")
-@click.option(
-    "--instance",
-    envvar="COATCHECK_INSTANCE",
-    default="instance",
-    show_default=True,
-    type=click.Path(file_okay=False),
-    help="Folder for the SQLite files and the generated secret.",
-)
 @click.option("--dev", is_flag=True, help="Flask's development server with the reloader.")
-def serve(host: str, port: int, workers: int, instance: str, dev: bool) -> None:
-    """Start the service."""
-    from . import create_app
-
-    os.environ["COATCHECK_INSTANCE"] = os.path.abspath(instance)
+@click.option("--no-lessons", is_flag=True, help="Turn off the course examples.")
+@click.option("--metrics", is_flag=True, help="Serve Prometheus metrics at /metrics.")
+def serve(
+    config: dict[str, Any],
+    host: str,
+    port: int,
+    workers: int,
+    dev: bool,
+    no_lessons: bool,
+    metrics: bool,
+) -> None:
+    """Start the service (gunicorn; --dev for Flask's reloader)."""
+    if no_lessons:
+        config["COATCHECK_LESSONS"] = False
+    if metrics:
+        config["COATCHECK_METRICS"] = True
+        if workers > 1:
+            folder = os.path.join(config["COATCHECK_INSTANCE"], "prometheus")
+            shutil.rmtree(folder, ignore_errors=True)
+            os.makedirs(folder, mode=0o700)
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder
+    app = _app(config)  # fail fast on a bad configuration, and create the secret once
     if dev:
-        create_app().run(host=host, port=port, debug=True)
+        app.run(host=host, port=port, debug=True)
         return
-    _Gunicorn(create_app, {"bind": f"{host}:{port}", "workers": workers}).run()
+    _Gunicorn(functools.partial(_app, config), {"bind": f"{host}:{port}", "workers": workers}).run()
+
+
+@main.group()
+def user() -> None:
+    """Manage users."""
+
+
+@user.command("create")
+@instance_options
+@click.argument("name")
+@click.option("--admin", is_flag=True, help="Give the user the admin role.")
+@click.option("--email", default=None, help="The user's email address.")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+def user_create(
+    config: dict[str, Any], name: str, admin: bool, email: str | None, password_stdin: bool
+) -> None:
+    """Create a user (the password is prompted for twice)."""
+    from ..ext import create_user
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    app = _app(config)
+    with _request(app):
+        created = create_user(name, password, email=email, roles=("admin",) if admin else ())
+    click.echo(
+        f"created user {created.username} (id {created.id}){' with role admin' if admin else ''}"
+    )
+
+
+@user.command("list")
+@instance_options
+def user_list(config: dict[str, Any]) -> None:
+    """List the users."""
+    from ..ext import CoatCheck
+
+    app = _app(config)
+    with _request(app):
+        users = CoatCheck.state().users
+        rows = [
+            (
+                str(u.id),
+                u.username,
+                ",".join(u.roles) or "-",
+                "disabled" if u.disabled else "active",
+                u.created_at.strftime("%Y-%m-%d %H:%M UTC"),
+            )
+            for u in users.list_users(limit=1000)
+        ]
+    _table(("ID", "USERNAME", "ROLES", "STATE", "CREATED"), rows)
+
+
+@user.command("disable")
+@instance_options
+@click.argument("name")
+def user_disable(config: dict[str, Any], name: str) -> None:
+    """Disable a user: no more logins, every session ends."""
+    from ..ext import CoatCheck, disable_user
+
+    app = _app(config)
+    with _request(app):
+        found = CoatCheck.state().users.get_by_username(name)
+        if found is None:
+            raise click.ClickException(f"no user named {name!r}")
+        disable_user(found.id)
+    click.echo(f"disabled {found.username}; their sessions are revoked")
+
+
+@main.group()
+def sessions() -> None:
+    """Manage sessions."""
+
+
+@sessions.command("list")
+@instance_options
+@click.option("--user", "username", default=None, help="Only this user's sessions.")
+def sessions_list(config: dict[str, Any], username: str | None) -> None:
+    """List live sessions (handles, never IDs)."""
+    from ..ext import all_sessions, iso_time, list_sessions
+
+    app = _app(config)
+    with _request(app):
+        devices = all_sessions() if username is None else list_sessions(_user_id(username))
+    rows = [
+        (
+            d.handle,
+            d.user_id or "-",
+            d.kind,
+            d.ip or "-",
+            iso_time(d.last_seen_at),
+            (d.user_agent or "-")[:40],
+        )
+        for d in devices
+    ]
+    _table(("HANDLE", "USER", "KIND", "ADDRESS", "LAST SEEN", "USER AGENT"), rows)
+
+
+@sessions.command("revoke")
+@instance_options
+@click.argument("handle", required=False)
+@click.option("--user", "username", default=None, help="Revoke every session of this user.")
+def sessions_revoke(config: dict[str, Any], handle: str | None, username: str | None) -> None:
+    """Revoke one session by its handle, or all of a user's with --user."""
+    from ..ext import all_sessions, revoke_all_sessions, revoke_session
+
+    if (handle is None) == (username is None):
+        raise click.UsageError("give either a HANDLE or --user NAME")
+    app = _app(config)
+    with _request(app):
+        if username is not None:
+            count = revoke_all_sessions(_user_id(username))
+            click.echo(f"revoked {count} session(s) of {username}")
+            return
+        owner = next((d.user_id for d in all_sessions(limit=100_000) if d.handle == handle), None)
+        if owner is None or not revoke_session(str(handle), user_id=owner):
+            raise click.ClickException(f"no live session with handle {handle}")
+    click.echo(f"revoked {handle}")
+
+
+@sessions.command("purge")
+@instance_options
+def sessions_purge(config: dict[str, Any]) -> None:
+    """Delete expired sessions from the store (Redis needs none: TTL)."""
+    from ..ext import CoatCheck
+
+    app = _app(config)
+    with _request(app):
+        count = CoatCheck.state().store.purge_expired()
+    click.echo(f"purged {count} expired record(s)")
+
+
+@main.command()
+@instance_options
+def check(config: dict[str, Any]) -> None:
+    """Review the configuration and cookie settings; exit 1 on a problem."""
+    from .review import review
+
+    app = _app(config)
+    with _request(app):
+        findings = review(app)
+    problems = 0
+    for level, message in findings:
+        click.echo(f"{level.upper():8} {message}")
+        problems += level == "problem"
+    if problems:
+        raise click.exceptions.Exit(1)
+
+
+def _user_id(username: str) -> int:
+    from ..ext import CoatCheck
+
+    found = CoatCheck.state().users.get_by_username(username)
+    if found is None:
+        raise click.ClickException(f"no user named {username!r}")
+    return found.id
+
+
+def _table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> None:
+    if not rows:
+        click.echo("(none)")
+        return
+    widths = [max(len(str(c)) for c in column) for column in zip(header, *rows, strict=True)]
+    for row in (header, *rows):
+        click.echo("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
 
 
 def _gunicorn_base() -> Any:
@@ -47,7 +286,7 @@ def _gunicorn_base() -> Any:
 class _Gunicorn(_gunicorn_base()):  # type: ignore[misc]
     """gunicorn running our app factory in each worker."""
 
-    def __init__(self, factory: Any, options: dict[str, Any]) -> None:
+    def __init__(self, factory: Callable[[], Flask], options: dict[str, Any]) -> None:
         self.factory = factory
         self.options = {"accesslog": "-", **options}
         super().__init__()
@@ -57,5 +296,7 @@ class _Gunicorn(_gunicorn_base()):  # type: ignore[misc]
             self.cfg.set(key, value)
 
     def load(self) -> Flask:
-        app: Flask = self.factory()
-        return app
+        logging.basicConfig(
+            level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        )
+        return self.factory()
