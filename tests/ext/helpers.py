@@ -78,10 +78,11 @@ class CountingStore(SessionStore):
         record: SessionRecord,
         changed: Set[str] | None = None,
         *,
+        changed_meta: Set[str] = frozenset(),
         expect: tuple[str, str] | None = None,
     ) -> bool:
         self.writes.append("save")
-        return self.inner.save(record, changed, expect=expect)
+        return self.inner.save(record, changed, changed_meta=changed_meta, expect=expect)
 
     def touch(self, key: str, last_seen_at: float, expires_at: float) -> None:
         self.writes.append("touch")

@@ -55,6 +55,28 @@ def test_partial_save_merges_only_changed_keys(store: SessionStore, clock: Manua
     assert loaded.data == {"a": '"new"', "b": '"changed elsewhere"'}
 
 
+def test_partial_save_merges_only_changed_meta_keys(
+    store: SessionStore, clock: ManualClock
+) -> None:
+    record = make_record(clock, user_id="u1")
+    record.meta = {"roles": ["admin"], "csrf": "s1", "ip": "10.0.0.1"}
+    store.save(record)
+    # An administrator demotes the user while one of their requests is running.
+    demoted = store.get(record.key)
+    assert demoted is not None
+    demoted.meta["roles"] = []
+    store.save(demoted, set(), changed_meta={"roles"})
+    # The running request changes a data key and its own meta key only.
+    record.data["cart"] = '"1"'
+    record.meta["csrf"] = "s2"
+    del record.meta["ip"]
+    store.save(record, {"cart"}, changed_meta={"csrf", "ip"})
+    loaded = store.get(record.key)
+    assert loaded is not None
+    assert loaded.meta == {"roles": [], "csrf": "s2"}
+    assert loaded.data == {"cart": '"1"'}
+
+
 def test_partial_save_never_recreates_a_deleted_record(
     store: SessionStore, clock: ManualClock
 ) -> None:

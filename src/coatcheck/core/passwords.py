@@ -58,9 +58,15 @@ def check_password_policy(
     :param min_length: the least number of characters.
     :param max_length: the most number of characters.
     :raise PasswordRejected: with ``reason`` ``too_short``, ``too_long``,
-        ``same_as_username`` or ``common``. The message never repeats the
-        password.
+        ``same_as_username``, ``common`` or ``not_text`` (lone surrogates,
+        which cannot be encoded). The message never repeats the password.
     """
+    try:
+        password.encode("utf-8")
+    except UnicodeEncodeError:
+        raise PasswordRejected(
+            "not_text", "The password contains characters that are not valid text."
+        ) from None
     length = len(password)
     if length < min_length:
         raise PasswordRejected("too_short", f"Use a password of at least {min_length} characters.")

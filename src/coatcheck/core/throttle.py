@@ -50,20 +50,32 @@ class LoginThrottle:
             (self.address_rate, "address", address or "unknown"),
         ]
 
-    def retry_after(self, username: str, address: str) -> int | None:
-        """Return the seconds to wait before another attempt, or ``None``."""
+    def reserve(self, username: str, address: str) -> int | None:
+        """Count an attempt at ``username``; return seconds to wait, or ``None`` to go on.
+
+        The account's slot is taken atomically *before* the password is
+        checked, so parallel guesses cannot all pass while the first ones are
+        still hashing; :meth:`succeeded` gives the slots back. The address is
+        only tested here and counted on failure (:meth:`failed`), so that an
+        office of successful logins behind one address is never locked out;
+        its limit may thus be overshot by the server's concurrency.
+        """
+        (account, kind_a, id_a), (address_rate, kind_b, id_b) = self._checks(username, address)
         with _unavailable():
-            for item, kind, ident in self._checks(username, address):
-                if not self.limiter.test(item, kind, ident):
-                    reset = self.limiter.get_window_stats(item, kind, ident).reset_time
-                    return max(1, math.ceil(reset - time.time()))
+            if not self.limiter.test(address_rate, kind_b, id_b):
+                return self._wait(address_rate, kind_b, id_b)
+            if not self.limiter.hit(account, kind_a, id_a):
+                return self._wait(account, kind_a, id_a)
         return None
 
+    def _wait(self, item: RateLimitItem, kind: str, ident: str) -> int:
+        reset = self.limiter.get_window_stats(item, kind, ident).reset_time
+        return max(1, math.ceil(reset - time.time()))
+
     def failed(self, username: str, address: str) -> None:
-        """Count one failed login for the account and the address."""
+        """Count a failed login against the address (the account's was reserved)."""
         with _unavailable():
-            for item, kind, ident in self._checks(username, address):
-                self.limiter.hit(item, kind, ident)
+            self.limiter.hit(self.address_rate, "address", address or "unknown")
 
     def succeeded(self, username: str) -> None:
         """Forget the account's failures after a successful login."""
@@ -73,7 +85,8 @@ class LoginThrottle:
 
 def _account_id(username: str) -> str:
     # Bounded and free of odd characters whatever was typed.
-    return hashlib.sha256(username.strip().casefold().encode("utf-8")).hexdigest()[:32]
+    name = username.strip().casefold().encode("utf-8", "surrogatepass")
+    return hashlib.sha256(name).hexdigest()[:32]
 
 
 @contextmanager

@@ -22,6 +22,7 @@ from .login import (
     login_user,
     logout_user,
     roles_required,
+    session_user,
 )
 from .session import ServerSession
 
@@ -51,4 +52,5 @@ __all__ = [
     "login_user",
     "logout_user",
     "roles_required",
+    "session_user",
 ]

@@ -7,8 +7,9 @@ from typing import TYPE_CHECKING
 from ..core.errors import InvalidCredentials, Throttled
 from ..core.passwords import check_password_policy
 from ..users import models as events
+from .client import client_address
 from .extension import CoatCheck, current_session
-from .login import client_address, current_user
+from .login import current_user
 
 if TYPE_CHECKING:
     from ..users import User
@@ -28,7 +29,7 @@ def authenticate(username: str, password: str) -> User:
     """
     state = CoatCheck.state()
     address = client_address()
-    wait = state.throttle.retry_after(username, address)
+    wait = state.throttle.reserve(username, address)
     if wait is not None:
         state.audit(events.LOGIN_THROTTLED, username=username[:_MAX_USERNAME])
         raise Throttled(wait)

@@ -158,10 +158,12 @@ def set_user_roles(user_id: int, roles: Iterable[str]) -> User:
     new_roles = sorted(user.roles)
     session = current_session()
     for record in state.store.list_by_user(str(user_id)):
+        if _kind(record) != "session":
+            continue
         if session.record is not None and record.key == session.record.key:
             continue
         record.meta["roles"] = new_roles
-        state.store.save(record, set())
+        state.store.save(record, set(), changed_meta={"roles"})
     if session.user_id == str(user_id):
         session.set_meta("roles", new_roles)
         session.rotate_requested = True

@@ -19,6 +19,7 @@ from ..core.settings import Settings
 from ..core.signing import CookieSigner, signing_keys
 from ..core.throttle import LoginThrottle, ratelimit_url_for
 from ..stores.base import SessionStore, open_store
+from .client import client_address, client_user_agent
 from .errors import register_error_handlers
 from .session import SESSION_ENVIRON_KEY, ServerSession, ServerSessionInterface
 from .signals import security_event
@@ -27,8 +28,16 @@ if TYPE_CHECKING:
     from ..users import UserStore
 
 EXTENSION_KEY = "coatcheck"
+_FLASK_COOKIE_KEYS = (
+    "SESSION_COOKIE_NAME",
+    "SESSION_COOKIE_SECURE",
+    "SESSION_COOKIE_SAMESITE",
+    "SESSION_COOKIE_DOMAIN",
+    "SESSION_COOKIE_PATH",
+    "SESSION_COOKIE_HTTPONLY",
+)
+_FLASK_DEFAULTS = {k: Flask.default_config.get(k) for k in _FLASK_COOKIE_KEYS}
 log = logging.getLogger("coatcheck.audit")
-_MAX_USER_AGENT = 512
 
 
 @dataclass
@@ -85,14 +94,16 @@ class CoatCheckState:
         """Record a security event with the request's address, agent and session handle."""
         ip = user_agent = handle = None
         if has_request_context():
-            ip = request.remote_addr
-            user_agent = request.user_agent.string[:_MAX_USER_AGENT]
+            ip, user_agent = client_address(), client_user_agent()
             current = request.environ.get(SESSION_ENVIRON_KEY)
-            if isinstance(current, ServerSession):
+            # The session's handle, if it is or is about to be stored.
+            if isinstance(current, ServerSession) and (
+                current.record is not None or current.rotate_requested
+            ):
                 handle = current.handle
         user_key = int(user_id) if user_id is not None and str(user_id).isdigit() else None
-        log.info(
-            "security event %s user=%s username=%s ip=%s session=%s",
+        log.info(  # %r: a typed username must not forge log lines
+            "security event %s user=%s username=%r ip=%s session=%s",
             event,
             user_key,
             username,
@@ -183,6 +194,13 @@ class CoatCheck:
         if settings.trusted_proxies:
             n = settings.trusted_proxies
             app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
+        ignored = [k for k in _FLASK_COOKIE_KEYS if app.config.get(k) != _FLASK_DEFAULTS.get(k)]
+        if ignored:
+            app.logger.warning(
+                "coatcheck: %s set, but coatcheck's cookies follow COATCHECK_COOKIE_* "
+                "(Flask's defaults are not secure, so they cannot be taken as a choice)",
+                ", ".join(ignored),
+            )
         if not settings.cookie_secure:
             app.logger.warning(
                 "coatcheck: COATCHECK_COOKIE_SECURE is off; session cookies will be sent "

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar, cast
 
-from flask import g, has_request_context, request
+from flask import g, has_request_context
 from werkzeug.local import LocalProxy
 
 from ..core import csrf
@@ -76,20 +76,33 @@ def _load_user() -> User:
     user: User | None = g.get(_USER)
     if user is not None:
         return user
-    session = current_session()
-    if session.user_id is not None:
-        meta = session.meta
-        user = AuthenticatedUser(
-            id=session.user_id,
-            username=str(meta.get("username", "")),
-            roles=tuple(meta.get("roles", ())),
-        )
-    else:
+    user = session_user()
+    if not user.is_authenticated:
         from .remember import login_from_remember_cookie
 
         user = login_from_remember_cookie() or ANONYMOUS
     g.setdefault(_USER, user)
     return cast(User, g.get(_USER))
+
+
+def session_user() -> User:
+    """Return who the current session is logged in as, never logging in by cookie.
+
+    Unlike :data:`current_user`, a remember-me cookie is not used: for checks
+    that must not create sessions, such as forward auth for a reverse proxy.
+    """
+    user: User | None = g.get(_USER)
+    if user is not None:
+        return user
+    session = current_session()
+    if session.user_id is None:
+        return ANONYMOUS
+    meta = session.meta
+    return AuthenticatedUser(
+        id=session.user_id,
+        username=str(meta.get("username", "")),
+        roles=tuple(meta.get("roles", ())),
+    )
 
 
 #: The user of the current request: an :class:`AuthenticatedUser` or :data:`ANONYMOUS`.
@@ -178,8 +191,3 @@ def roles_required(*roles: str) -> Callable[[F], F]:
         return cast(F, wrapped)
 
     return decorator
-
-
-def client_address() -> str:
-    """Return the client's address (corrected by ProxyFix only when proxies are trusted)."""
-    return request.remote_addr or ""

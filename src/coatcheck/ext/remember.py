@@ -22,6 +22,7 @@ from flask import g
 from ..core.ids import hash_token, store_key
 from ..core.records import SessionRecord
 from ..users import models as events
+from .client import client_meta
 from .cookies import cookie_name, queue_cookie, single_cookie
 from .extension import CoatCheck, CoatCheckState, current_session
 
@@ -52,7 +53,7 @@ def issue_remember_cookie(user_id: str) -> str:
         expires_at=now + state.settings.remember_lifetime,
         user_id=user_id,
         data=_token_fields(hash_token(token), previous="", rotated_at=now),
-        meta={"kind": KIND, **_client_meta()},
+        meta={"kind": KIND, **client_meta()},
     )
     state.store.save(record)
     _queue(state, series, token, record.expires_at - now)
@@ -152,9 +153,3 @@ def _token_state(record: SessionRecord) -> tuple[str, str, float]:
         )
     except (KeyError, ValueError, TypeError):
         return "", "", 0.0
-
-
-def _client_meta() -> dict[str, str]:
-    from flask import request
-
-    return {"ip": request.remote_addr or "", "user_agent": request.user_agent.string[:512]}

@@ -19,6 +19,7 @@ from flask.sessions import SessionInterface, SessionMixin
 from ..core.errors import SessionError, StoreUnavailable
 from ..core.ids import is_session_id, new_handle, new_session_id, store_key
 from ..core.records import SessionRecord
+from .client import client_meta
 from .cookies import cookie_attributes
 from .errors import replace_response, store_unavailable_response
 
@@ -27,7 +28,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("coatcheck.session")
 _serializer = TaggedJSONSerializer()
-_MAX_USER_AGENT = 512
 #: Where the request's session is kept for coatcheck's own hooks.
 SESSION_ENVIRON_KEY = "coatcheck.session"
 
@@ -58,6 +58,7 @@ class ServerSession(SessionMixin):
         self._pending_handle: str | None = None
         self._user_id = record.user_id if record is not None else None
         self._meta: dict[str, Any] = dict(record.meta) if record is not None else {}
+        self._meta_changed: set[str] = set()
         self._header_changed = False
 
     # -- the mapping ------------------------------------------------------
@@ -105,7 +106,12 @@ class ServerSession(SessionMixin):
         Set it to ``True`` after changing a mutable value in place
         (``session["cart"].append(x)``): every key is then saved.
         """
-        return bool(self._changed) or self._all_modified or self._header_changed
+        return (
+            bool(self._changed)
+            or self._all_modified
+            or self._header_changed
+            or bool(self._meta_changed)
+        )
 
     @modified.setter
     def modified(self, value: bool) -> None:
@@ -129,7 +135,7 @@ class ServerSession(SessionMixin):
     def set_meta(self, key: str, value: Any) -> None:
         """Set one bookkeeping value (JSON-compatible) of this session."""
         self._meta[key] = value
-        self._header_changed = True
+        self._meta_changed.add(key)
 
     @property
     def handle(self) -> str:
@@ -149,6 +155,11 @@ class ServerSession(SessionMixin):
         if self._all_modified:
             return self._changed | set(self._data)
         return set(self._changed)
+
+    @property
+    def changed_meta(self) -> frozenset[str]:
+        """Return the meta keys this request set."""
+        return frozenset(self._meta_changed)
 
     def is_empty(self) -> bool:
         """Tell whether there is nothing worth storing."""
@@ -197,7 +208,7 @@ class ServerSessionInterface(SessionInterface):
             session = ServerSession(cookie_sent=True)
             session.failure = exc
             return session
-        if record is None:
+        if record is None or record.meta.get("kind", "session") != "session":
             return ServerSession(cookie_sent=True)
         data = {name: _serializer.loads(text) for name, text in record.data.items()}
         return ServerSession(data, record=record, cookie_sent=True)
@@ -241,7 +252,7 @@ class ServerSessionInterface(SessionInterface):
             record.data = session.serialized(changed)
             record.user_id, record.meta = session.user_id, session.meta
             lifetimes.seen(record, now)
-            if not store.save(record, changed):
+            if not store.save(record, changed, changed_meta=session.changed_meta):
                 self._delete_cookie(response)  # revoked while this request ran
         elif lifetimes.needs_touch(record, now):
             lifetimes.seen(record, now)
@@ -252,13 +263,10 @@ class ServerSessionInterface(SessionInterface):
                 log.warning("could not record last-seen: %s", exc)
 
     def _store_new(self, session: ServerSession, response: Response, now: float) -> None:
-        from flask import request
-
         sid = new_session_id()
         meta = session.meta
         if session.record is None:
-            meta.setdefault("ip", request.remote_addr)
-            meta.setdefault("user_agent", request.user_agent.string[:_MAX_USER_AGENT])
+            meta = {**client_meta(), **meta}
         record = self.state.lifetimes.new_record(
             store_key(sid), now, user_id=session.user_id, data=session.serialized(), meta=meta
         )

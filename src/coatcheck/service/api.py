@@ -55,6 +55,10 @@ def text_field(body: dict[str, Any], name: str) -> str:
     value = body.get(name)
     if not isinstance(value, str) or not value:
         raise InvalidRequest(f"{name} must be a non-empty string.")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidRequest(f"{name} must be valid Unicode text.") from None
     return value
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, jsonify
 
 from ..core.errors import StoreUnavailable
-from ..ext import CoatCheck, current_user
+from ..ext import CoatCheck, session_user
 from ..ext.errors import error_response
 
 blueprint = Blueprint("ops", __name__)
@@ -14,12 +14,14 @@ blueprint = Blueprint("ops", __name__)
 @blueprint.get("/auth/verify")
 def verify() -> Response:
     """Answer nginx ``auth_request`` / Traefik ForwardAuth: 200 with who, or 401."""
-    if not current_user.is_authenticated:
+    # No login from a remember-me cookie here: the proxy would drop the new cookies.
+    user = session_user()
+    if not user.is_authenticated:
         return error_response(401, "unauthenticated", "Log in to see this.")
     response = Response(status=200)
-    response.headers["X-Auth-User"] = current_user.username or ""
-    response.headers["X-Auth-User-Id"] = current_user.id or ""
-    response.headers["X-Auth-Roles"] = ",".join(current_user.roles)
+    response.headers["X-Auth-User"] = user.username or ""
+    response.headers["X-Auth-User-Id"] = user.id or ""
+    response.headers["X-Auth-Roles"] = ",".join(user.roles)
     return response
 
 

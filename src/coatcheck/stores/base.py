@@ -11,9 +11,12 @@ Contract, checked for every store by ``tests/stores/test_contract.py``:
 - :meth:`~SessionStore.save` with ``changed=None`` writes the whole record,
   creating it if needed. With ``changed`` (a set of data keys) it merges into
   the stored record atomically: each named key is set from ``record.data`` or
-  deleted when absent there; other stored keys are left as they are; the
-  record's other fields are written. A partial save never re-creates a record
-  that is gone (revoked or expired) and then returns ``False``.
+  deleted when absent there; other stored keys are left as they are. ``meta``
+  merges the same way, but only the keys named in ``changed_meta``; the
+  scalar fields (user, times) are written. So two requests that change
+  different keys never undo each other's work. A partial save never
+  re-creates a record that is gone (revoked or expired) and then returns
+  ``False``.
 - A partial save with ``expect=(name, text)`` is a compare-and-set: it applies
   only if the stored data holds exactly ``text`` under ``name``, and returns
   ``False`` otherwise (used to rotate remember-me tokens exactly once).
@@ -67,9 +70,10 @@ class SessionStore(ABC):
         record: SessionRecord,
         changed: Set[str] | None = None,
         *,
+        changed_meta: Set[str] = frozenset(),
         expect: tuple[str, str] | None = None,
     ) -> bool:
-        """Write ``record``, whole or only the ``changed`` data keys.
+        """Write ``record``, whole or only the ``changed`` data and ``changed_meta`` keys.
 
         Return ``False`` when a partial save found no record to update, or
         when ``expect`` did not match what is stored.
@@ -130,12 +134,12 @@ def check_save_arguments(changed: Set[str] | None, expect: tuple[str, str] | Non
         raise ValueError("expect= needs changed=: a compare-and-set is a partial save")
 
 
-def merge_data(stored: dict[str, str], record: SessionRecord, changed: Set[str]) -> dict[str, str]:
-    """Return ``stored`` with the ``changed`` keys taken from ``record.data``."""
+def merge(stored: dict[str, Any], new: dict[str, Any], changed: Set[str]) -> dict[str, Any]:
+    """Return ``stored`` with the ``changed`` keys taken from ``new`` (deleted if absent)."""
     merged = dict(stored)
     for name in changed:
-        if name in record.data:
-            merged[name] = record.data[name]
+        if name in new:
+            merged[name] = new[name]
         else:
             merged.pop(name, None)
     return merged

@@ -8,7 +8,7 @@ from collections.abc import Set
 
 from ..core.clock import Clock, system_clock
 from ..core.records import SessionRecord
-from .base import SessionStore, check_save_arguments, merge_data
+from .base import SessionStore, check_save_arguments, merge
 
 
 class MemorySessionStore(SessionStore):
@@ -33,6 +33,7 @@ class MemorySessionStore(SessionStore):
         record: SessionRecord,
         changed: Set[str] | None = None,
         *,
+        changed_meta: Set[str] = frozenset(),
         expect: tuple[str, str] | None = None,
     ) -> bool:
         check_save_arguments(changed, expect)
@@ -44,7 +45,8 @@ class MemorySessionStore(SessionStore):
                     return False
                 if expect is not None and stored.data.get(expect[0]) != expect[1]:
                     return False
-                new.data = merge_data(stored.data, record, changed)
+                new.data = merge(stored.data, record.data, changed)
+                new.meta = merge(stored.meta, record.meta, changed_meta)
             self._records[record.key] = new
         return True
 

@@ -3,9 +3,10 @@
 Layout, under a prefix (``coatcheck:`` unless the URL says ``?prefix=...``):
 
 - ``<prefix>s:<key>``, a hash per session: ``h`` handle, ``u`` user id,
-  ``c``/``l``/``e`` created, last seen and expiry times, ``m`` meta (JSON),
-  and one field ``d:<name>`` per session key, so that two requests changing
-  different keys update different fields and never overwrite each other.
+  ``c``/``l``/``e`` created, last seen and expiry times, one field
+  ``m:<name>`` per meta key (JSON) and one field ``d:<name>`` per session
+  key, so that two requests changing different keys update different fields
+  and never overwrite each other.
 - ``<prefix>u:<user id>``, a sorted set of that user's session keys. Members
   whose session has gone are dropped when the set is next read.
 
@@ -18,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-from collections.abc import Iterator, Set
+from collections.abc import Iterable, Iterator, Set
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -32,6 +33,7 @@ from ..core.records import SessionRecord
 from .base import SessionStore, check_save_arguments
 
 _DATA = "d:"
+_META = "m:"
 # Write the whole record: replace the hash, set its TTL.
 # KEYS[1] session; ARGV[1] ttl ms, ARGV[2..] field/value pairs.
 _SAVE = """
@@ -120,6 +122,7 @@ class RedisSessionStore(SessionStore):
         record: SessionRecord,
         changed: Set[str] | None = None,
         *,
+        changed_meta: Set[str] = frozenset(),
         expect: tuple[str, str] | None = None,
     ) -> bool:
         check_save_arguments(changed, expect)
@@ -127,11 +130,14 @@ class RedisSessionStore(SessionStore):
         header = _header(record)
         with _unavailable():
             if changed is None:
-                pairs = _flatten({**header, **{_DATA + k: v for k, v in record.data.items()}})
+                data = {_DATA + k: v for k, v in record.data.items()}
+                pairs = _flatten({**header, **_meta_fields(record.meta, record.meta), **data})
                 self._save(keys=[self._session_key(record.key)], args=[ttl, *pairs])
             else:
                 values = {_DATA + k: record.data[k] for k in changed if k in record.data}
+                values.update(_meta_fields(record.meta, changed_meta))
                 gone = [_DATA + k for k in changed if k not in record.data]
+                gone += [_META + k for k in changed_meta if k not in record.meta]
                 if record.user_id is None:
                     gone.append("u")
                 pairs = _flatten({**header, **values})
@@ -241,11 +247,14 @@ def _header(record: SessionRecord) -> dict[str, str]:
         "c": repr(record.created_at),
         "l": repr(record.last_seen_at),
         "e": repr(record.expires_at),
-        "m": json.dumps(record.meta, separators=(",", ":")),
     }
     if record.user_id is not None:
         header["u"] = record.user_id
     return header
+
+
+def _meta_fields(meta: dict[str, Any], names: Iterable[str]) -> dict[str, str]:
+    return {_META + k: json.dumps(meta[k], separators=(",", ":")) for k in names if k in meta}
 
 
 def _flatten(mapping: dict[str, str]) -> list[str]:
@@ -260,6 +269,10 @@ def _record(key: str, fields: dict[str, str]) -> SessionRecord:
         created_at=float(fields["c"]),
         last_seen_at=float(fields["l"]),
         expires_at=float(fields["e"]),
-        meta=json.loads(fields.get("m", "{}")),
+        meta={
+            name[len(_META) :]: json.loads(v)
+            for name, v in fields.items()
+            if name.startswith(_META)
+        },
         data={name[len(_DATA) :]: v for name, v in fields.items() if name.startswith(_DATA)},
     )

@@ -18,7 +18,7 @@ from typing import Any
 from ..core.clock import Clock, system_clock
 from ..core.errors import ConfigurationError, StoreUnavailable
 from ..core.records import SessionRecord
-from .base import SessionStore, check_save_arguments, merge_data
+from .base import SessionStore, check_save_arguments, merge
 
 SCHEMA_VERSION = 1
 _SCHEMA = """
@@ -110,6 +110,7 @@ class SQLiteSessionStore(SessionStore):
         record: SessionRecord,
         changed: Set[str] | None = None,
         *,
+        changed_meta: Set[str] = frozenset(),
         expect: tuple[str, str] | None = None,
     ) -> bool:
         check_save_arguments(changed, expect)
@@ -125,18 +126,19 @@ class SQLiteSessionStore(SessionStore):
             return True
         with self._transaction() as conn:
             row = conn.execute(
-                "SELECT data FROM coatcheck_sessions WHERE key = ?", (record.key,)
+                "SELECT data, meta FROM coatcheck_sessions WHERE key = ?", (record.key,)
             ).fetchone()
             if row is None:
                 return False
             stored = json.loads(row[0])
             if expect is not None and stored.get(expect[0]) != expect[1]:
                 return False
-            data = merge_data(stored, record, changed)
+            data = merge(stored, record.data, changed)
+            meta = merge(json.loads(row[1]), record.meta, changed_meta)
             conn.execute(
                 "UPDATE coatcheck_sessions SET handle = ?, user_id = ?, created_at = ?, "
                 "last_seen_at = ?, expires_at = ?, meta = ?, data = ? WHERE key = ?",
-                (*_row(record, data)[1:], record.key),
+                (*_row(record, data, meta)[1:], record.key),
             )
         return True
 
@@ -199,7 +201,9 @@ class SQLiteSessionStore(SessionStore):
             self._local.conn = None
 
 
-def _row(record: SessionRecord, data: dict[str, str]) -> tuple[Any, ...]:
+def _row(
+    record: SessionRecord, data: dict[str, str], meta: dict[str, Any] | None = None
+) -> tuple[Any, ...]:
     return (
         record.key,
         record.handle,
@@ -207,7 +211,7 @@ def _row(record: SessionRecord, data: dict[str, str]) -> tuple[Any, ...]:
         record.created_at,
         record.last_seen_at,
         record.expires_at,
-        json.dumps(record.meta, separators=(",", ":")),
+        json.dumps(record.meta if meta is None else meta, separators=(",", ":")),
         json.dumps(data, separators=(",", ":")),
     )
 

@@ -1,0 +1,107 @@
+"""Regression tests for defects found in review."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from flask import Flask, jsonify, session
+
+from coatcheck import CoatCheck
+from coatcheck.ext import set_user_roles
+
+from .auth_app import PASSWORD, Browser, build_auth_app
+
+
+def test_parallel_guesses_cannot_pass_the_account_limit(make_app: Callable[..., Flask]) -> None:
+    app = build_auth_app(make_app, COATCHECK_RATELIMIT_URL="memory://")
+    Browser(app).register("alice")
+    browsers = [Browser(app) for _ in range(20)]
+    for browser in browsers:
+        browser.csrf()
+    start = threading.Barrier(len(browsers), timeout=10)
+    statuses: list[int] = []
+
+    def guess(browser: Browser) -> None:
+        start.wait()
+        reply = browser.post("/api/login", {"username": "alice", "password": "wrong guess here"})
+        statuses.append(reply.status_code)
+
+    threads = [threading.Thread(target=guess, args=(b,)) for b in browsers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert sorted(statuses) == [401] * 5 + [429] * 15
+
+
+def test_an_in_flight_request_cannot_restore_a_removed_role(
+    make_app: Callable[..., Flask],
+) -> None:
+    app = build_auth_app(make_app)
+    loaded, demoted = threading.Event(), threading.Event()
+
+    @app.get("/slow-cart")
+    def slow_cart() -> Any:
+        _ = session.get("cart")  # the session (with role admin) is loaded
+        loaded.set()
+        demoted.wait(timeout=10)
+        session["cart"] = ["book"]
+        return jsonify(ok=True)
+
+    state = CoatCheck.state(app)
+    state.users.create_user("mallory", state.hasher.hash(PASSWORD), roles=("admin",))
+    browser = Browser(app)
+    browser.login("mallory")
+    worker = threading.Thread(target=lambda: browser.get("/slow-cart"))
+    worker.start()
+    assert loaded.wait(timeout=10)
+    with app.test_request_context():
+        set_user_roles(1, [])
+    demoted.set()
+    worker.join(timeout=10)
+    assert browser.get("/admin", headers={"Accept": "application/json"}).status_code == 403
+    assert browser.get("/api/me").json["user"]["roles"] == []  # type: ignore[index]
+
+
+@pytest.mark.parametrize("field", ["username", "password"])
+def test_lone_surrogates_are_refused_not_a_500(make_app: Callable[..., Flask], field: str) -> None:
+    app = build_auth_app(make_app)
+    Browser(app).register("alice")
+    body = {"username": "alice", "password": PASSWORD, field: "ab\ud800cdefghijklmnop"}
+    login = Browser(app)
+    login.csrf()
+    assert login.post("/api/login", body).status_code == 401
+    register = Browser(app)
+    register.csrf()
+    body["username"] = "bobby" if field == "password" else body["username"]
+    assert register.post("/api/register", body).status_code == 400
+
+
+def test_a_typed_username_cannot_forge_log_lines(
+    make_app: Callable[..., Flask], caplog: pytest.LogCaptureFixture
+) -> None:
+    app = build_auth_app(make_app)
+    forged = "x\n2026-01-01 INFO coatcheck.audit: security event login_succeeded user=1"
+    with caplog.at_level(logging.INFO, logger="coatcheck.audit"):
+        Browser(app).login(forged, "whatever password")
+    lines = [r.getMessage() for r in caplog.records if r.name == "coatcheck.audit"]
+    assert lines and all("\n" not in line for line in lines)
+
+
+def test_a_failed_login_names_no_session(make_app: Callable[..., Flask]) -> None:
+    app = build_auth_app(make_app)
+    Browser(app).login("nobody-at-all", "whatever password")
+    [event] = CoatCheck.state(app).users.list_events(limit=1)
+    assert event.event == "login_failed" and event.session_handle is None
+
+
+def test_flask_cookie_settings_are_not_silently_ignored(
+    make_app: Callable[..., Flask], caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING):
+        make_app(SESSION_COOKIE_SAMESITE="Strict")
+    assert "SESSION_COOKIE_SAMESITE set, but coatcheck's cookies follow" in caplog.text
