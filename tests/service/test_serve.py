@@ -1,66 +1,66 @@
-"""``coatcheck serve`` answers real HTTP with the SPEC's session cookie."""
+"""``coatcheck serve`` over real HTTP: the SPEC's cookies, the CLI on the same instance."""
 
 from __future__ import annotations
 
-import http.client
-import json
-import os
-import signal
-import subprocess
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
+from .served import HttpClient, serve
 
-from ..conftest import free_port, wait_for_port
-
-
-@pytest.fixture
-def served(tmp_path: Path) -> Iterator[tuple[int, Path]]:
-    port = free_port()
-    instance = tmp_path / "instance"
-    cli = Path(sys.executable).parent / "coatcheck"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("COATCHECK_")}
-    proc = subprocess.Popen(
-        [str(cli), "serve", "--port", str(port), "--instance", str(instance)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-    )
-    try:
-        wait_for_port(port, proc)
-        yield port, instance
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        _, stderr = proc.communicate(timeout=15)
-        assert b"Traceback" not in stderr, stderr.decode(errors="replace")
+PASSWORD = "correct horse battery"
 
 
-def get(port: int, path: str, cookie: str | None = None) -> http.client.HTTPResponse:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    conn.request("GET", path, headers={"Cookie": cookie} if cookie else {})
-    response = conn.getresponse()
-    response.read()
-    conn.close()
-    return response
-
-
-def test_serve_sets_the_spec_session_cookie(served: tuple[int, Path]) -> None:
-    port, instance = served
-    first = get(port, "/")
-    assert first.status == 200
-    [header] = first.headers.get_all("Set-Cookie")
-    pair, *attributes = (part.strip() for part in header.split(";"))
+def attributes(header: str) -> tuple[str, str, list[str]]:
+    pair, *rest = (part.strip() for part in header.split(";"))
     name, _, value = pair.partition("=")
-    assert name == "__Host-session" and len(value) == 43
-    assert sorted(a.lower() for a in attributes) == ["httponly", "path=/", "samesite=lax", "secure"]
-    assert (instance / "sessions.db").is_file()
+    return name, value, sorted(a.lower() for a in rest)
 
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    conn.request("GET", "/api/session", headers={"Cookie": f"{name}={value}"})
-    body = json.loads(conn.getresponse().read())
-    conn.close()
-    assert body["visits"] == 1 and len(body["handle"]) == 32
-    assert value not in json.dumps(body)
+
+def test_serve_login_sets_the_spec_session_cookie(tmp_path: Path) -> None:
+    instance = tmp_path / "instance"
+    with serve(instance) as served:
+        created = served.cli(
+            "user", "create", "admin", "--admin", "--password-stdin", input=PASSWORD + "\n"
+        )
+        assert created.returncode == 0, created.stderr
+        client = HttpClient(served.port)
+        token_reply = client.request("GET", "/api/csrf")
+        [csrf_cookie] = token_reply.set_cookies()
+        assert attributes(csrf_cookie)[0] == "__Host-csrf"
+        assert attributes(csrf_cookie)[2] == ["httponly", "path=/", "samesite=lax", "secure"]
+
+        reply = client.login("admin", PASSWORD)
+        assert reply.status == 200, reply.body
+        [session_cookie] = [h for h in reply.set_cookies() if h.startswith("__Host-session=")]
+        name, value, attrs = attributes(session_cookie)
+        assert len(value) == 43
+        assert attrs == ["httponly", "path=/", "samesite=lax", "secure"]
+        me = client.request("GET", "/api/me")
+        assert me.status == 200 and me.json["user"]["roles"] == ["admin"]
+        assert value.encode() not in me.body
+        assert (instance / "sessions.db").is_file() and (instance / "coatcheck.db").is_file()
+
+        login_page = HttpClient(served.port).request(
+            "GET", "/login", headers={"Accept": "text/html"}
+        )
+        assert login_page.status == 200 and b"<form" in login_page.body
+
+
+def test_no_lessons(tmp_path: Path) -> None:
+    with serve(tmp_path / "instance", "--no-lessons") as served:
+        client = HttpClient(served.port)
+        assert client.request("GET", "/lessons").status == 404
+        assert client.request("GET", "/get").status == 404
+        assert client.request("GET", "/inspect").status == 200
+
+
+def test_two_workers_share_the_generated_secret(tmp_path: Path) -> None:
+    instance = tmp_path / "instance"
+    with serve(instance, "--workers", "2") as served:
+        served.cli("user", "create", "alice", "--password-stdin", input=PASSWORD + "\n")
+        client = HttpClient(served.port)
+        assert client.login("alice", PASSWORD).status == 200
+        # Whichever worker answers, the CSRF cookie signed by another verifies.
+        for _ in range(10):
+            assert client.request("POST", "/api/logout").status == 204
+            assert client.login("alice", PASSWORD).status == 200
+    assert (instance / "secret_key").stat().st_mode & 0o777 == 0o600

@@ -80,3 +80,7 @@ class Unauthenticated(CoatcheckError):
 
 class Forbidden(CoatcheckError):
     """The logged-in user lacks a role the view needs."""
+
+
+class TokenError(CoatcheckError):
+    """A bearer or refresh token that is malformed, forged, expired or revoked."""

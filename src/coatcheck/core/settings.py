@@ -97,6 +97,36 @@ class Settings:
         "(comma-separated, e.g. https://app.example.com).",
         (),
     )
+    jwt_algorithm: str = _key(
+        "COATCHECK_JWT_ALGORITHM",
+        "Signature of access tokens: HS256 (a key derived from SECRET_KEY), EdDSA or RS256 "
+        "(with COATCHECK_JWT_PRIVATE_KEY).",
+        "HS256",
+    )
+    jwt_private_key: str = _key(
+        "COATCHECK_JWT_PRIVATE_KEY",
+        "For EdDSA or RS256: the PEM private key, or the path of a file holding it.",
+        "",
+    )
+    jwt_issuer: str = _key("COATCHECK_JWT_ISSUER", "The iss claim of access tokens.", "coatcheck")
+    jwt_audience: str = _key(
+        "COATCHECK_JWT_AUDIENCE", "The aud claim of access tokens.", "coatcheck"
+    )
+    jwt_leeway: float = _key(
+        "COATCHECK_JWT_LEEWAY", "Seconds of clock skew allowed when checking exp.", 30.0
+    )
+    access_token_lifetime: float = _key(
+        "COATCHECK_ACCESS_TOKEN_LIFETIME", "Seconds an access token is valid.", 900.0
+    )
+    refresh_token_lifetime: float = _key(
+        "COATCHECK_REFRESH_TOKEN_LIFETIME", "Seconds a refresh token is valid.", 2592000.0
+    )
+    refresh_grace: float = _key(
+        "COATCHECK_REFRESH_GRACE",
+        "Seconds after its rotation during which a spent refresh token still works "
+        "(two tabs or a retry racing), instead of counting as theft.",
+        30.0,
+    )
     trusted_proxies: int = _key(
         "COATCHECK_TRUSTED_PROXIES",
         "How many reverse proxies in front set X-Forwarded-For/-Proto/-Host (ProxyFix). "
@@ -124,7 +154,17 @@ class Settings:
                     f"COATCHECK_CSRF_TRUSTED_ORIGINS takes origins like https://host[:port], "
                     f"not {origin!r}"
                 )
-        for name in ("idle_timeout", "absolute_timeout", "remember_lifetime"):
+        if self.jwt_leeway < 0 or self.refresh_grace < 0:
+            raise ConfigurationError(
+                "COATCHECK_JWT_LEEWAY and COATCHECK_REFRESH_GRACE must be >= 0"
+            )
+        for name in (
+            "idle_timeout",
+            "absolute_timeout",
+            "remember_lifetime",
+            "access_token_lifetime",
+            "refresh_token_lifetime",
+        ):
             if getattr(self, name) <= 0:
                 raise ConfigurationError(f"{_config_key(name)} must be a positive number")
         if self.touch_interval < 0 or self.touch_interval >= self.idle_timeout:

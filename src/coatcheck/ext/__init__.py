@@ -1,7 +1,7 @@
 """The Flask layer: the extension, sessions, login, CSRF and error mapping."""
 
 from .auth import authenticate, change_password, create_user, disable_user
-from .csrf import csrf_exempt, csrf_token
+from .csrf import csrf_exempt, csrf_exempt_without_cookies, csrf_token
 from .devices import (
     DeviceSession,
     all_sessions,
@@ -25,6 +25,7 @@ from .login import (
     session_user,
 )
 from .session import ServerSession
+from .tokens import issue_tokens, refresh_tokens, revoke_token, verify_access_token
 
 __all__ = [
     "all_sessions",
@@ -44,6 +45,11 @@ __all__ = [
     "change_password",
     "create_user",
     "csrf_exempt",
+    "csrf_exempt_without_cookies",
+    "issue_tokens",
+    "refresh_tokens",
+    "revoke_token",
+    "verify_access_token",
     "disable_user",
     "csrf_token",
     "current_session",

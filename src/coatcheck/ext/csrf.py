@@ -34,6 +34,16 @@ def csrf_exempt(view: F) -> F:
     return view
 
 
+def csrf_exempt_without_cookies(view: F) -> F:
+    """Exempt ``view`` from CSRF protection when the request carries no cookie.
+
+    For endpoints that set no cookie and change nothing a cookie grants, such
+    as token revocation: a request with cookies is still checked.
+    """
+    view._coatcheck_csrf_cookieless = True  # type: ignore[attr-defined]
+    return view
+
+
 def csrf_token() -> str:
     """Return a CSRF token for the current client (a new-looking one each call)."""
     return csrf.mask(_secret(create=True) or "")
@@ -47,6 +57,8 @@ def protect() -> None:
     if view is None or getattr(view, "_coatcheck_csrf_exempt", False):
         return
     if _bearer_only():
+        return
+    if getattr(view, "_coatcheck_csrf_cookieless", False) and "Cookie" not in request.headers:
         return
     settings = CoatCheck.state().settings
     reason = csrf.origin_failure(

@@ -158,7 +158,7 @@ def set_user_roles(user_id: int, roles: Iterable[str]) -> User:
     new_roles = sorted(user.roles)
     session = current_session()
     for record in state.store.list_by_user(str(user_id)):
-        if _kind(record) != "session":
+        if _kind(record) not in ("session", "token"):
             continue
         if session.record is not None and record.key == session.record.key:
             continue

@@ -20,6 +20,7 @@ from ..core.errors import (
     PasswordRejected,
     StoreUnavailable,
     Throttled,
+    TokenError,
     Unauthenticated,
     UsernameTaken,
 )
@@ -99,7 +100,12 @@ def _handle_unauthenticated(exc: Unauthenticated) -> Response:
     if login_url and not wants_json():
         target = request.full_path if request.query_string else request.path
         return redirect(f"{login_url}?{urlencode({'next': target})}")  # type: ignore[return-value]
-    return error_response(401, "unauthenticated", "Log in to see this.")
+    response = error_response(401, "unauthenticated", "Log in to see this.")
+    from .tokens import bearer_token
+
+    if bearer_token() is not None:
+        response.headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'
+    return response
 
 
 def _handle_forbidden(exc: Forbidden) -> Response:
@@ -126,6 +132,10 @@ def _handle_username_taken(exc: UsernameTaken) -> Response:
     return error_response(409, "username_taken", "That username is taken.")
 
 
+def _handle_token_error(exc: TokenError) -> Response:
+    return error_response(401, "invalid_token", "The token is invalid, expired or revoked.")
+
+
 def _handle_invalid(exc: Exception) -> Response:
     return error_response(400, "invalid", str(exc))
 
@@ -143,4 +153,5 @@ def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(PasswordRejected, _handle_password_rejected)
     app.register_error_handler(UsernameTaken, _handle_username_taken)
     app.register_error_handler(InvalidUsername, _handle_invalid)
+    app.register_error_handler(TokenError, _handle_token_error)
     app.register_error_handler(InvalidEmail, _handle_invalid)

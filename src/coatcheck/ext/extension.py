@@ -18,6 +18,7 @@ from ..core.records import LifetimePolicy
 from ..core.settings import Settings
 from ..core.signing import CookieSigner, signing_keys
 from ..core.throttle import LoginThrottle, ratelimit_url_for
+from ..core.tokens import TokenSigner
 from ..stores.base import SessionStore, open_store
 from .client import client_address, client_user_agent
 from .errors import register_error_handlers
@@ -51,6 +52,7 @@ class CoatCheckState:
     throttle: LoginThrottle
     csrf_signer: CookieSigner
     remember_signer: CookieSigner
+    token_signer: TokenSigner
     users_factory: Callable[[], UserStore]
     #: Returns the application's user loader, if it registered one.
     custom_loader: Callable[[], Callable[[str], Any] | None] = lambda: None
@@ -153,6 +155,7 @@ class CoatCheck:
         """Install coatcheck on ``app``; check every setting now."""
         from ..users import UserStore
         from . import cookies, csrf
+        from .tokens import make_signer, mark_bearer_response
 
         settings = Settings.from_config(app.config, instance_path=app.instance_path)
         keys = signing_keys(
@@ -173,6 +176,7 @@ class CoatCheck:
             throttle=throttle,
             csrf_signer=CookieSigner(keys, "csrf"),
             remember_signer=CookieSigner(keys, "remember"),
+            token_signer=make_signer(settings, keys),
             users_factory=lambda: self._users or UserStore(settings.database_url, clock=self.clock),
             custom_loader=lambda: self._user_loader,
         )
@@ -188,6 +192,7 @@ class CoatCheck:
             return cookies.write_queued_cookies(settings, response)
 
         app.after_request(write_cookies)
+        app.after_request(mark_bearer_response)
         app.jinja_env.globals["csrf_token"] = csrf.csrf_token
         app.context_processor(_template_context)
         register_error_handlers(app)

@@ -43,6 +43,10 @@ class AuthenticatedUser:
     id: str
     username: str
     roles: tuple[str, ...]
+    #: How the request proved it: ``session`` (cookie) or ``bearer`` (access token).
+    via: str = "session"
+    #: The public handle of the session or token family.
+    handle: str | None = None
     is_authenticated = True
     is_anonymous = False
 
@@ -58,6 +62,8 @@ class AnonymousUser:
     id: None = None
     username: None = None
     roles: tuple[str, ...] = ()
+    via: None = None
+    handle: None = None
     is_authenticated = False
     is_anonymous = True
 
@@ -76,8 +82,10 @@ def _load_user() -> User:
     user: User | None = g.get(_USER)
     if user is not None:
         return user
+    from .tokens import bearer_token
+
     user = session_user()
-    if not user.is_authenticated:
+    if not user.is_authenticated and bearer_token() is None:
         from .remember import login_from_remember_cookie
 
         user = login_from_remember_cookie() or ANONYMOUS
@@ -94,14 +102,27 @@ def session_user() -> User:
     user: User | None = g.get(_USER)
     if user is not None:
         return user
+    from .tokens import bearer_family, bearer_token
+
+    if bearer_token() is not None:
+        # A request with a bearer token is judged by the token alone.
+        family = bearer_family()
+        if family is None or family.user_id is None:
+            return ANONYMOUS
+        return _user_from(family.user_id, family.meta, via="bearer", handle=family.handle)
     session = current_session()
     if session.user_id is None:
         return ANONYMOUS
-    meta = session.meta
+    return _user_from(session.user_id, session.meta, via="session", handle=session.handle)
+
+
+def _user_from(user_id: str, meta: dict[str, Any], *, via: str, handle: str) -> AuthenticatedUser:
     return AuthenticatedUser(
-        id=session.user_id,
+        id=user_id,
         username=str(meta.get("username", "")),
         roles=tuple(meta.get("roles", ())),
+        via=via,
+        handle=handle,
     )
 
 

@@ -1,7 +1,136 @@
-"""Admin pages (placeholder until the pages land)."""
+"""The admin area: users and their roles, live sessions, the audit log.
+
+Every route needs the ``admin`` role. Actions are POSTed forms (CSRF-checked)
+that flash their outcome and redirect back to the page.
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint
+import math
 
-blueprint = Blueprint("admin", __name__)
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+from werkzeug.wrappers import Response as WerkzeugResponse
+
+from ..ext import (
+    CoatCheck,
+    all_sessions,
+    current_user,
+    disable_user,
+    logout_user,
+    revoke_all_sessions,
+    roles_required,
+    set_user_roles,
+)
+from ..users import User
+
+blueprint = Blueprint("admin", __name__, url_prefix="/admin")
+
+#: Rows per page of the users table and of the audit log.
+PAGE_SIZE = 50
+#: The most recently seen sessions shown.
+SESSIONS_SHOWN = 200
+ADMIN_ROLE = "admin"
+
+
+def _page(name: str, total: int) -> tuple[int, int]:
+    """Return the page asked for in the query string (clamped) and the page count."""
+    pages = max(1, math.ceil(total / PAGE_SIZE))
+    asked = request.args.get(name, default=1, type=int) or 1
+    return min(max(1, asked), pages), pages
+
+
+def _back() -> WerkzeugResponse:
+    return redirect(url_for("admin.index"), 303)
+
+
+def _is_me(user_id: int) -> bool:
+    return current_user.id == str(user_id)
+
+
+def _target(user_id: int) -> User | None:
+    user = CoatCheck.state().users.get(user_id)
+    if user is None:
+        flash(f"There is no user with ID {user_id}.", "error")
+    return user
+
+
+@blueprint.get("")
+@roles_required(ADMIN_ROLE)
+def index() -> ResponseReturnValue:
+    users = CoatCheck.state().users
+    users_page, users_pages = _page("users_page", users.count_users())
+    audit_total = users.count_events()
+    page, pages = _page("page", audit_total)
+    sessions = all_sessions(SESSIONS_SHOWN)
+    names: dict[str, str] = {}
+    for device in sessions:
+        if device.user_id and device.user_id not in names and device.user_id.isdigit():
+            owner = users.get(int(device.user_id))
+            names[device.user_id] = owner.username if owner is not None else "?"
+    return render_template(
+        "admin.html",
+        users=users.list_users(offset=(users_page - 1) * PAGE_SIZE, limit=PAGE_SIZE),
+        users_page=users_page,
+        users_pages=users_pages,
+        sessions=sessions,
+        sessions_shown=SESSIONS_SHOWN,
+        names=names,
+        events=users.list_events(offset=(page - 1) * PAGE_SIZE, limit=PAGE_SIZE),
+        audit_total=audit_total,
+        page=page,
+        pages=pages,
+    )
+
+
+@blueprint.post("/users/<int:user_id>/roles")
+@roles_required(ADMIN_ROLE)
+def set_roles(user_id: int) -> ResponseReturnValue:
+    user = _target(user_id)
+    if user is None:
+        return _back()
+    text = request.form.get("roles", "")
+    roles = sorted({role.strip().lower() for role in text.split(",") if role.strip()})
+    if _is_me(user_id) and ADMIN_ROLE not in roles:
+        flash("You cannot take the admin role from yourself; ask another admin.", "error")
+        return _back()
+    try:
+        updated = set_user_roles(user_id, roles)
+    except ValueError as exc:
+        flash(f"Roles not changed: {exc}.", "error")
+        return _back()
+    shown = ", ".join(updated.roles) or "none"
+    flash(f"Roles of {updated.username} are now: {shown}.", "success")
+    return _back()
+
+
+@blueprint.post("/users/<int:user_id>/disable")
+@roles_required(ADMIN_ROLE)
+def disable(user_id: int) -> ResponseReturnValue:
+    user = _target(user_id)
+    if user is None:
+        return _back()
+    if _is_me(user_id):
+        flash("You cannot disable your own account.", "error")
+        return _back()
+    if user.disabled:
+        flash(f"{user.username} is already disabled.", "warning")
+        return _back()
+    disable_user(user_id)
+    flash(f"{user.username} is disabled and logged out everywhere.", "success")
+    return _back()
+
+
+@blueprint.post("/users/<int:user_id>/logout-everywhere")
+@roles_required(ADMIN_ROLE)
+def logout_everywhere(user_id: int) -> ResponseReturnValue:
+    user = _target(user_id)
+    if user is None:
+        return _back()
+    count = revoke_all_sessions(user_id)
+    if _is_me(user_id):
+        logout_user()
+        return redirect(url_for("pages.login", logged_out=1), 303)
+    noun = "session" if count == 1 else "sessions"
+    flash(f"{user.username} is logged out everywhere ({count} {noun} ended).", "success")
+    return _back()

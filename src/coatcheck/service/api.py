@@ -13,17 +13,22 @@ from ..ext import (
     authenticate,
     change_password,
     create_user,
+    csrf_exempt,
+    csrf_exempt_without_cookies,
     csrf_token,
     current_session,
     current_user,
     iso_time,
+    issue_tokens,
     list_sessions,
     login_required,
     login_user,
     logout_user,
+    refresh_tokens,
     revoke_all_sessions,
     revoke_other_sessions,
     revoke_session,
+    revoke_token,
     roles_required,
     set_user_roles,
 )
@@ -135,14 +140,14 @@ def logout() -> tuple[str, int]:
 @blueprint.get("/me")
 @login_required
 def me() -> Response:
-    session = current_session()
-    record = session.record
-    info: dict[str, Any] = {"handle": session.handle}
-    if record is not None:
+    info: dict[str, Any] = {"handle": current_user.handle}
+    record = current_session().record if current_user.via == "session" else None
+    times = record or next((d for d in list_sessions() if d.handle == current_user.handle), None)
+    if times is not None:
         info.update(
-            created_at=iso_time(record.created_at),
-            last_seen_at=iso_time(record.last_seen_at),
-            expires_at=iso_time(record.expires_at),
+            created_at=iso_time(times.created_at),
+            last_seen_at=iso_time(times.last_seen_at),
+            expires_at=iso_time(times.expires_at),
         )
     user = {
         "id": _int_id(current_user.id),
@@ -181,6 +186,32 @@ def password() -> tuple[str, int]:
     new = text_field(body, "new_password")
     change_password(current, new)
     return "", 204
+
+
+@blueprint.post("/token")
+@csrf_exempt  # sets no cookie; the credentials are in the body (SPEC section 3)
+def token() -> Response:
+    body = json_body()
+    user = authenticate(text_field(body, "username"), text_field(body, "password"))
+    return _no_store(jsonify(issue_tokens(user)))
+
+
+@blueprint.post("/token/refresh")
+@csrf_exempt  # sets no cookie; the refresh token is in the body (SPEC section 3)
+def token_refresh() -> Response:
+    return _no_store(jsonify(refresh_tokens(text_field(json_body(), "refresh_token"))))
+
+
+@blueprint.post("/token/revoke")
+@csrf_exempt_without_cookies
+def token_revoke() -> tuple[str, int]:
+    revoke_token(text_field(json_body(), "token"))
+    return "", 204
+
+
+def _no_store(response: Response) -> Response:
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 @blueprint.get("/admin/users")

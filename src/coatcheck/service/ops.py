@@ -25,6 +25,17 @@ def verify() -> Response:
     return response
 
 
+@blueprint.get("/.well-known/jwks.json")
+def jwks() -> Response:
+    """Publish the public keys of access tokens (EdDSA or RS256; none for HS256)."""
+    keys = CoatCheck.state().token_signer.jwks()
+    if not keys["keys"]:
+        return error_response(404, "not_found", "Tokens are signed with a secret key (HS256).")
+    response = jsonify(keys)
+    response.headers["Cache-Control"] = "public, max-age=300"
+    return response
+
+
 @blueprint.get("/healthz")
 def healthz() -> Response:
     return jsonify(status="ok")

@@ -1,7 +1,282 @@
-"""HTML pages (placeholder until the pages land)."""
+"""The HTML pages: welcome, register, log in and out, account, devices, password.
+
+Every page works without JavaScript. Forms are POSTed with a CSRF token; an
+outcome is flashed and followed by a redirect (POST/redirect/GET), and a form
+with a mistake in it is shown again with the error and a 4xx status.
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint
+import math
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import Blueprint, Response, flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+from werkzeug.wrappers import Response as WerkzeugResponse
+
+from ..core.errors import (
+    InvalidCredentials,
+    InvalidUsername,
+    PasswordRejected,
+    Throttled,
+    UsernameTaken,
+)
+from ..core.redirects import safe_next
+from ..ext import (
+    CoatCheck,
+    authenticate,
+    change_password,
+    create_user,
+    current_session,
+    current_user,
+    iso_time,
+    list_sessions,
+    login_required,
+    login_user,
+    logout_user,
+    revoke_other_sessions,
+    revoke_session,
+)
+from ..users import InvalidEmail
+from .useragent import describe_user_agent
 
 blueprint = Blueprint("pages", __name__)
+
+#: How many of the user's own audit events the account page shows.
+RECENT_EVENTS = 10
+#: Minimum password length, as enforced by the library's default policy.
+MIN_PASSWORD_LENGTH = 12
+
+#: Audit event names as people read them; others are made readable from their name.
+EVENT_LABELS = {
+    "login_succeeded": "Logged in",
+    "login_failed": "Failed login",
+    "login_throttled": "Login blocked after too many failures",
+    "logout": "Logged out",
+    "session_revoked": "Session revoked",
+    "all_sessions_revoked": "Sessions revoked",
+    "password_changed": "Password changed",
+    "roles_changed": "Roles changed",
+    "remember_token_theft": "Stolen remember-me cookie detected",
+    "refresh_token_reuse": "Reused refresh token detected",
+    "user_disabled": "Account disabled",
+    "user_created": "Account created",
+}
+
+
+# -- template filters (app-wide: the admin pages use them too) -----------------
+
+
+@blueprint.app_template_filter("utc")
+def utc_filter(value: float | datetime | None) -> str:
+    """Return a time as ``2026-11-22 01:02 UTC`` (a Unix time or a datetime)."""
+    moment = _as_datetime(value)
+    return moment.strftime("%Y-%m-%d %H:%M UTC") if moment is not None else "—"
+
+
+@blueprint.app_template_filter("isotime")
+def isotime_filter(value: float | datetime | None) -> str:
+    """Return a time as ISO 8601 in UTC, for ``<time datetime=...>``."""
+    moment = _as_datetime(value)
+    return iso_time(moment.timestamp()) if moment is not None else ""
+
+
+@blueprint.app_template_filter("device")
+def device_filter(user_agent: str | None) -> str:
+    """Return a short "Browser on OS" for a user agent."""
+    return describe_user_agent(user_agent)
+
+
+@blueprint.app_template_filter("event_label")
+def event_label_filter(event: str) -> str:
+    """Return an audit event name as people read it."""
+    label = EVENT_LABELS.get(event)
+    if label is None:
+        words = event.replace("_", " ").strip()
+        label = words[:1].upper() + words[1:]
+    return label
+
+
+def _as_datetime(value: float | datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value.astimezone(UTC) if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    return datetime.fromtimestamp(value, UTC)
+
+
+@blueprint.context_processor
+def _password_rules() -> dict[str, object]:
+    return {"min_password_length": MIN_PASSWORD_LENGTH}
+
+
+# -- helpers --------------------------------------------------------------------
+
+
+def _see_other(endpoint: str, **values: Any) -> WerkzeugResponse:
+    """Redirect the browser to ``endpoint`` with a GET (303 See Other)."""
+    return redirect(url_for(endpoint, **values), 303)
+
+
+def _sentence(message: str) -> str:
+    """Return a library message as a sentence: capital first letter, final stop."""
+    message = message.strip()
+    if not message:
+        return message
+    message = message[0].upper() + message[1:]
+    return message if message.endswith((".", "!", "?")) else message + "."
+
+
+def _throttled(template: str, exc: Throttled, **context: object) -> Response:
+    minutes = max(1, math.ceil(exc.retry_after / 60))
+    unit = "minute" if minutes == 1 else "minutes"
+    flash(f"Too many failed attempts. Try again in {minutes} {unit}.", "error")
+    response = Response(render_template(template, **context), status=429)
+    response.headers["Retry-After"] = str(exc.retry_after)
+    return response
+
+
+def _form_error(template: str, message: str, status: int, **context: object) -> Response:
+    flash(message, "error")
+    return Response(render_template(template, **context), status=status)
+
+
+# -- pages ----------------------------------------------------------------------
+
+
+@blueprint.get("/")
+def index() -> ResponseReturnValue:
+    return render_template("index.html")
+
+
+@blueprint.route("/register", methods=["GET", "POST"])
+def register() -> ResponseReturnValue:
+    if current_user.is_authenticated:
+        return _see_other("pages.account")
+    if request.method == "GET":
+        return render_template("register.html", username="", email="")
+    username = request.form.get("username", "").strip()
+    email = request.form.get("email", "").strip()
+    password = request.form.get("password", "")
+    context = {"username": username, "email": email}
+    if not username or not password:
+        return _form_error("register.html", "Choose a username and a password.", 400, **context)
+    if password != request.form.get("password_confirm", ""):
+        return _form_error("register.html", "The two passwords do not match.", 400, **context)
+    try:
+        user = create_user(username, password, email=email or None)
+    except PasswordRejected as exc:
+        return _form_error("register.html", exc.message, 400, **context)
+    except UsernameTaken:
+        return _form_error("register.html", "That username is taken.", 409, **context)
+    except (InvalidUsername, InvalidEmail) as exc:
+        return _form_error("register.html", _sentence(str(exc)), 400, **context)
+    login_user(user)
+    flash(f"Welcome, {user.username}. Your account is ready and you are logged in.", "success")
+    return _see_other("pages.account")
+
+
+@blueprint.route("/login", methods=["GET", "POST"])
+def login() -> ResponseReturnValue:
+    source = request.form if request.method == "POST" else request.args
+    target = safe_next(source.get("next"), "")
+    if current_user.is_authenticated:
+        return redirect(target or url_for("pages.account"), 303)
+    if request.method == "GET":
+        return render_template(
+            "login.html", username="", next=target, logged_out="logged_out" in request.args
+        )
+    username = request.form.get("username", "").strip()
+    password = request.form.get("password", "")
+    context = {"username": username, "next": target}
+    if not username or not password:
+        return _form_error("login.html", "Enter your username and password.", 400, **context)
+    try:
+        user = authenticate(username, password)
+    except InvalidCredentials:
+        return _form_error("login.html", "Wrong username or password.", 401, **context)
+    except Throttled as exc:
+        return _throttled("login.html", exc, **context)
+    login_user(user, remember=bool(request.form.get("remember")))
+    flash(f"Welcome back, {user.username}.", "success")
+    return redirect(target or url_for("pages.account"), 303)
+
+
+@blueprint.post("/logout")
+def logout() -> ResponseReturnValue:
+    logout_user()
+    # The session, flashes included, is gone: the login page says it instead.
+    return _see_other("pages.login", logged_out=1)
+
+
+@blueprint.get("/account")
+@login_required
+def account() -> ResponseReturnValue:
+    session = current_session()
+    users = CoatCheck.state().users
+    user_id = int(current_user.id) if current_user.id and current_user.id.isdigit() else None
+    events = users.list_events(user_id=user_id, limit=RECENT_EVENTS) if user_id else []
+    return render_template(
+        "account.html",
+        handle=session.handle,
+        record=session.record,
+        remembered=session.permanent,
+        events=events,
+    )
+
+
+@blueprint.get("/account/sessions")
+@login_required
+def account_sessions() -> ResponseReturnValue:
+    devices = sorted(list_sessions(), key=lambda d: (not d.current, -d.last_seen_at))
+    return render_template("account_sessions.html", devices=devices)
+
+
+# Named apart from the library's revoke_session, which it calls.
+@blueprint.post("/account/sessions/<handle>/revoke", endpoint="revoke_session")
+@login_required
+def revoke_session_view(handle: str) -> ResponseReturnValue:
+    if handle == current_session().handle:
+        flash("That is this device: use “Log out” to end it.", "warning")
+    elif revoke_session(handle):
+        flash("That device is logged out.", "success")
+    else:
+        flash("You have no session with that handle; it may have ended already.", "error")
+    return _see_other("pages.account_sessions")
+
+
+@blueprint.post("/account/sessions/revoke-others")
+@login_required
+def revoke_others() -> ResponseReturnValue:
+    count = revoke_other_sessions()
+    if count:
+        noun = "session" if count == 1 else "sessions"
+        flash(f"Logged out everywhere else ({count} {noun} ended).", "success")
+    else:
+        flash("There were no other sessions to end.", "success")
+    return _see_other("pages.account_sessions")
+
+
+@blueprint.route("/account/password", methods=["GET", "POST"])
+@login_required
+def account_password() -> ResponseReturnValue:
+    template = "account_password.html"
+    if request.method == "GET":
+        return render_template(template)
+    current = request.form.get("current_password", "")
+    new = request.form.get("new_password", "")
+    if not current or not new:
+        return _form_error(template, "Enter your current and your new password.", 400)
+    if new != request.form.get("new_password_confirm", ""):
+        return _form_error(template, "The two new passwords do not match.", 400)
+    try:
+        change_password(current, new)
+    except InvalidCredentials:
+        return _form_error(template, "Your current password is not right.", 401)
+    except Throttled as exc:
+        return _throttled(template, exc)
+    except PasswordRejected as exc:
+        return _form_error(template, exc.message, 400)
+    flash("Password changed. Your other sessions were logged out.", "success")
+    return _see_other("pages.account")
