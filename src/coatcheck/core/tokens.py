@@ -21,6 +21,7 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
+from .clock import Clock, system_clock
 from .errors import ConfigurationError, TokenError
 
 ALGORITHMS = ("HS256", "EdDSA", "RS256")
@@ -45,17 +46,14 @@ class TokenSigner:
         secret_keys: Sequence[bytes] = (),
         private_key_pem: bytes | None = None,
         leeway: float = 30,
+        clock: Clock = system_clock,
     ) -> None:
         if algorithm not in ALGORITHMS:
             raise ConfigurationError(
                 f"COATCHECK_JWT_ALGORITHM must be one of {', '.join(ALGORITHMS)}, not {algorithm!r}"
             )
-        self.algorithm, self.issuer, self.audience, self.leeway = (
-            algorithm,
-            issuer,
-            audience,
-            leeway,
-        )
+        self.algorithm, self.issuer, self.audience = algorithm, issuer, audience
+        self.leeway, self.clock = leeway, clock
         if algorithm == "HS256":
             if not secret_keys:
                 raise ConfigurationError("HS256 tokens need SECRET_KEY")
@@ -98,13 +96,24 @@ class TokenSigner:
                 audience=self.audience,
                 issuer=self.issuer,
                 leeway=self.leeway,
+                # Times are checked below against the injectable clock.
                 options={
                     "require": ["exp", "iat", "sub", "jti", "iss", "aud"],
-                    "verify_exp": verify_exp,
+                    "verify_exp": False,
+                    "verify_iat": False,
+                    "verify_nbf": False,
                 },
             )
         except jwt.PyJWTError as exc:
             raise TokenError(type(exc).__name__) from exc
+        exp, iat = claims["exp"], claims["iat"]
+        if not all(isinstance(t, int | float) and not isinstance(t, bool) for t in (exp, iat)):
+            raise TokenError("exp and iat must be numbers")
+        now = self.clock()
+        if verify_exp and exp + self.leeway <= now:
+            raise TokenError("ExpiredSignatureError")
+        if iat - self.leeway > now:
+            raise TokenError("ImmatureSignatureError")
         return claims
 
     def jwks(self) -> dict[str, Any]:

@@ -77,9 +77,14 @@ def change_password(current_password: str, new_password: str) -> None:
     user = authenticate(current_user.username, current_password)
     check_password_policy(new_password, username=user.username)
     state.users.set_password_hash(user.id, state.hasher.hash(new_password))
-    session = current_session()
-    session.rotate_requested = True
-    state.store.delete_by_user(str(user.id), keep=session.record.key if session.record else None)
+    from .devices import current_device_keys
+
+    keep = current_device_keys()  # the device making the change stays logged in
+    if current_user.via == "session":
+        current_session().rotate_requested = True
+    for record in state.store.list_by_user(str(user.id)):
+        if record.key not in keep:
+            state.store.delete(record.key)
     state.audit(events.PASSWORD_CHANGED, user_id=user.id, username=user.username)
 
 

@@ -80,8 +80,24 @@ def _visible(records: Iterable[SessionRecord]) -> list[SessionRecord]:
 
 
 def _current_handle() -> str | None:
+    """Return the handle of what authenticates this request: a session or a token family."""
+    if current_user.via == "bearer":
+        return current_user.handle
     session = current_session()
     return session.handle if session.record is not None else None
+
+
+def current_device_keys() -> set[str]:
+    """Return the store keys of this request's own device: its session or token family,
+    and its remember-me series."""
+    if current_user.via == "bearer" and current_user.handle is not None:
+        from .tokens import family_key
+
+        return {family_key(current_user.handle)}
+    session = current_session()
+    keys = {session.record.key} if session.record is not None else set()
+    remember = session.meta.get(REMEMBER_KEY)
+    return keys | ({remember} if isinstance(remember, str) else set())
 
 
 def _user_id(user_id: str | int | None) -> str:
@@ -130,8 +146,7 @@ def revoke_other_sessions() -> int:
     """End every session of the current user but this one; return how many."""
     state = CoatCheck.state()
     owner = _user_id(None)
-    session = current_session()
-    keep = {session.record.key if session.record else None, session.meta.get(REMEMBER_KEY)}
+    keep = current_device_keys()
     doomed = [r for r in state.store.list_by_user(owner) if r.key not in keep]
     for record in doomed:
         state.store.delete(record.key)

@@ -176,7 +176,7 @@ class CoatCheck:
             throttle=throttle,
             csrf_signer=CookieSigner(keys, "csrf"),
             remember_signer=CookieSigner(keys, "remember"),
-            token_signer=make_signer(settings, keys),
+            token_signer=make_signer(settings, keys, self.clock),
             users_factory=lambda: self._users or UserStore(settings.database_url, clock=self.clock),
             custom_loader=lambda: self._user_loader,
         )

@@ -168,6 +168,10 @@ def logout_user() -> None:
     user = current_user
     if user.is_authenticated:
         cc.audit(events.LOGOUT, user_id=user.id, username=user.username)
+    if user.via == "bearer" and user.handle is not None:
+        from .tokens import revoke_family
+
+        revoke_family(user.handle)  # a bearer client ends its token family
     forget_remember_cookie()
     session = current_session()
     session.destroy_requested = True

@@ -23,6 +23,7 @@ from typing import Any
 
 from flask import Response, g, request
 
+from ..core.clock import Clock
 from ..core.errors import ConfigurationError, TokenError
 from ..core.ids import new_handle, store_key
 from ..core.records import SessionRecord
@@ -38,7 +39,7 @@ _REVOKED = "x:"
 _BEARER = "_coatcheck_bearer"
 
 
-def make_signer(settings: Settings, keys: list[bytes]) -> TokenSigner:
+def make_signer(settings: Settings, keys: list[bytes], clock: Clock) -> TokenSigner:
     """Return the token signer the settings describe."""
     pem: bytes | None = None
     if settings.jwt_private_key:
@@ -59,6 +60,7 @@ def make_signer(settings: Settings, keys: list[bytes]) -> TokenSigner:
         secret_keys=keys,
         private_key_pem=pem,
         leeway=settings.jwt_leeway,
+        clock=clock,
     )
 
 
@@ -156,6 +158,16 @@ def revoke_token(token: str) -> None:
         state.audit(
             events.SESSION_REVOKED, user_id=family.user_id, detail={"family": family.handle}
         )
+
+
+def revoke_family(handle: str) -> None:
+    """End a token family (a device) by its handle."""
+    CoatCheck.state().store.delete(_family_key(handle))
+
+
+def family_key(handle: str) -> str:
+    """Return the store key of the token family with ``handle``."""
+    return _family_key(handle)
 
 
 def bearer_token() -> str | None:
