@@ -8,6 +8,7 @@ during a request. Values may be typed (Python config) or text (environment).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -200,7 +201,7 @@ class Settings:
             return self.cookie_name
         return "__Host-session" if self.cookie_secure else "session"
 
-    @property
+    @functools.cached_property
     def lifetimes(self) -> LifetimePolicy:
         """Return the lifetime policy these settings describe."""
         return LifetimePolicy(self.idle_timeout, self.absolute_timeout, self.touch_interval)

@@ -186,13 +186,17 @@ class CoatCheck:
         # ends the request with 503 before any view can treat it as anonymous;
         # then CSRF, before any application hook can change state.
         hooks = app.before_request_funcs.setdefault(None, [])
-        hooks[:0] = [_fail_closed, csrf.protect]
 
-        def write_cookies(response: Response) -> Response:
-            return cookies.write_queued_cookies(settings, response)
+        def before_request() -> None:
+            _fail_closed()
+            csrf.protect()
 
-        app.after_request(write_cookies)
-        app.after_request(mark_bearer_response)
+        def after_request(response: Response) -> Response:
+            cookies.write_queued_cookies(settings, response)
+            return mark_bearer_response(response)
+
+        hooks.insert(0, before_request)
+        app.after_request(after_request)
         app.jinja_env.globals["csrf_token"] = csrf.csrf_token
         app.context_processor(_template_context)
         register_error_handlers(app)
@@ -254,10 +258,13 @@ class CoatCheck:
 
 
 def current_session() -> ServerSession:
-    """Return the current request's :class:`ServerSession`."""
-    obj = session._get_current_object()  # type: ignore[attr-defined]
+    """Return the current request's :class:`ServerSession` (and mark it read)."""
+    obj = request.environ.get(SESSION_ENVIRON_KEY)
     if not isinstance(obj, ServerSession):
-        raise CoatcheckError("the current session is not a coatcheck session")
+        obj = session._get_current_object()  # type: ignore[attr-defined]
+        if not isinstance(obj, ServerSession):
+            raise CoatcheckError("the current session is not a coatcheck session")
+    obj.accessed = True
     return obj
 
 

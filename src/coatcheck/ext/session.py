@@ -9,7 +9,7 @@ only those keys, so concurrent requests on one session keep each other's work.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from flask import Flask, Request, Response
@@ -129,8 +129,12 @@ class ServerSession(SessionMixin):
 
     @property
     def meta(self) -> dict[str, Any]:
-        """coatcheck's own bookkeeping; call :meth:`set_meta` to change it."""
+        """coatcheck's own bookkeeping (a copy); call :meth:`set_meta` to change it."""
         return dict(self._meta)
+
+    def peek_meta(self) -> Mapping[str, Any]:
+        """Return the bookkeeping without copying it; never change what it returns."""
+        return self._meta
 
     def set_meta(self, key: str, value: Any) -> None:
         """Set one bookkeeping value (JSON-compatible) of this session."""
@@ -184,6 +188,7 @@ class ServerSessionInterface(SessionInterface):
 
     def __init__(self, state: CoatCheckState) -> None:
         self.state = state
+        self._cookie_name = state.settings.session_cookie_name
 
     def open_session(self, app: Flask, request: Request) -> ServerSession:
         session = self._open(request)
@@ -191,8 +196,8 @@ class ServerSessionInterface(SessionInterface):
         return session
 
     def _open(self, request: Request) -> ServerSession:
-        settings, store = self.state.settings, self.state.store
-        values = request.cookies.getlist(settings.session_cookie_name)
+        store = self.state.store
+        values = cookie_values(request.environ.get("HTTP_COOKIE", ""), self._cookie_name)
         if not values:
             return ServerSession()
         # Two cookies of one name (cookie tossing) or a malformed one: no session.
@@ -210,7 +215,11 @@ class ServerSessionInterface(SessionInterface):
             return session
         if record is None or record.meta.get("kind", "session") != "session":
             return ServerSession(cookie_sent=True)
-        data = {name: _serializer.loads(text) for name, text in record.data.items()}
+        data = (
+            {name: _serializer.loads(text) for name, text in record.data.items()}
+            if record.data
+            else None
+        )
         return ServerSession(data, record=record, cookie_sent=True)
 
     def save_session(  # type: ignore[override]
@@ -291,3 +300,19 @@ class ServerSessionInterface(SessionInterface):
     def _delete_cookie(self, response: Response) -> None:
         settings = self.state.settings
         response.delete_cookie(settings.session_cookie_name, **cookie_attributes(settings))
+
+
+def cookie_values(header: str, name: str) -> list[str]:
+    """Return every value the ``Cookie`` header gives for ``name``, in order.
+
+    A plain scan for one cookie, cheaper than parsing them all on every
+    request; values are taken as sent (a session ID needs no unquoting).
+    """
+    if name not in header:
+        return []
+    found = []
+    for part in header.split(";"):
+        key, sep, value = part.partition("=")
+        if sep and key.strip() == name:
+            found.append(value.strip())
+    return found

@@ -172,7 +172,7 @@ def family_key(handle: str) -> str:
 
 def bearer_token() -> str | None:
     """Return the request's bearer token, or ``None``."""
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    scheme, _, token = request.environ.get("HTTP_AUTHORIZATION", "").partition(" ")
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 

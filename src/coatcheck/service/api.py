@@ -17,7 +17,7 @@ from ..ext import (
     csrf_exempt_without_cookies,
     csrf_token,
     current_session,
-    current_user,
+    get_current_user,
     iso_time,
     issue_tokens,
     list_sessions,
@@ -140,21 +140,20 @@ def logout() -> tuple[str, int]:
 @blueprint.get("/me")
 @login_required
 def me() -> Response:
-    info: dict[str, Any] = {"handle": current_user.handle}
-    record = current_session().record if current_user.via == "session" else None
-    times = record or next((d for d in list_sessions() if d.handle == current_user.handle), None)
+    user = get_current_user()
+    info: dict[str, Any] = {"handle": user.handle}
+    record = current_session().record if user.via == "session" else None
+    times = record or next((d for d in list_sessions() if d.handle == user.handle), None)
     if times is not None:
         info.update(
             created_at=iso_time(times.created_at),
             last_seen_at=iso_time(times.last_seen_at),
             expires_at=iso_time(times.expires_at),
         )
-    user = {
-        "id": _int_id(current_user.id),
-        "username": current_user.username,
-        "roles": list(current_user.roles),
-    }
-    return jsonify(user=user, session=info)
+    return jsonify(
+        user={"id": _int_id(user.id), "username": user.username, "roles": list(user.roles)},
+        session=info,
+    )
 
 
 @blueprint.get("/sessions")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, Response
+from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from ..ext.errors import error_response
@@ -38,17 +38,24 @@ def _handle_server_error(exc: InternalServerError) -> Response:
     return error_response(500, "internal_error", "Something went wrong on our side.")
 
 
-def _security_headers(response: Response) -> Response:
-    headers = response.headers
-    headers.setdefault("X-Content-Type-Options", "nosniff")
-    headers.setdefault("Referrer-Policy", "same-origin")
-    headers.setdefault("X-Frame-Options", "DENY")
-    headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
-    headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
-    from flask import request
+SECURITY_HEADERS = (
+    ("X-Content-Type-Options", "nosniff"),
+    ("Referrer-Policy", "same-origin"),
+    ("X-Frame-Options", "DENY"),
+    ("Content-Security-Policy", CONTENT_SECURITY_POLICY),
+    ("Cross-Origin-Opener-Policy", "same-origin"),
+)
+_HSTS = ("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
 
-    if request.is_secure:
-        headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+
+def _security_headers(response: Response) -> Response:
+    """Add the security headers a view has not set itself (one pass over the headers)."""
+    headers = response.headers
+    present = {name.lower() for name, _ in headers.items()}
+    wanted = (*SECURITY_HEADERS, _HSTS) if request.is_secure else SECURITY_HEADERS
+    for name, value in wanted:
+        if name.lower() not in present:
+            headers.add(name, value)
     return response
 
 
