@@ -55,7 +55,9 @@ class Settings:
         "COATCHECK_IDLE_TIMEOUT", "Seconds without a request after which a session ends.", 1800.0
     )
     absolute_timeout: float = _key(
-        "COATCHECK_ABSOLUTE_TIMEOUT", "Seconds after login after which a session ends.", 43200.0
+        "COATCHECK_ABSOLUTE_TIMEOUT",
+        "Seconds after login (or an anonymous session's start) after which a session ends.",
+        43200.0,
     )
     touch_interval: float = _key(
         "COATCHECK_TOUCH_INTERVAL",
