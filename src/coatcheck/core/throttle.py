@@ -24,13 +24,22 @@ _PREFIX = "coatcheck-throttle"
 def ratelimit_url_for(store_url: str) -> tuple[str, str]:
     """Return the limits storage URL and key prefix matching a session store URL.
 
-    Counters go to the store's Redis, under the store's own key prefix.
+    Counters go to the store's Redis, under the store's own key prefix. The
+    limits library names the same services ``redis+cluster://host:port,...``
+    (no db) and ``redis+sentinel://host:port,.../service_name`` (no db: the
+    counters of a Sentinel store live in the master's db 0).
     """
     parts = urlsplit(store_url)
-    if parts.scheme in ("redis", "rediss", "redis+cluster", "rediss+cluster"):
-        prefix = dict(parse_qsl(parts.query)).get("prefix", "coatcheck:")
-        return urlunsplit((parts.scheme, parts.netloc, parts.path, "", "")), f"{prefix}throttle"
-    return "memory://", _PREFIX
+    scheme = parts.scheme.lower()
+    if scheme not in ("redis", "rediss", "redis+cluster", "rediss+cluster", "redis+sentinel"):
+        return "memory://", _PREFIX
+    prefix = dict(parse_qsl(parts.query)).get("prefix", "coatcheck:")
+    path = parts.path
+    if scheme.endswith("+cluster"):
+        path = ""
+    elif scheme.endswith("+sentinel"):
+        path = "/" + parts.path.strip("/").partition("/")[0]
+    return urlunsplit((scheme, parts.netloc, path, "", "")), f"{prefix}throttle"
 
 
 class LoginThrottle:

@@ -46,6 +46,7 @@ _REGISTRY: dict[str, str] = {
     "rediss": "coatcheck.stores.redis:RedisSessionStore",
     "redis+cluster": "coatcheck.stores.redis:RedisSessionStore",
     "rediss+cluster": "coatcheck.stores.redis:RedisSessionStore",
+    "redis+sentinel": "coatcheck.stores.redis:RedisSessionStore",
 }
 
 

@@ -1,6 +1,22 @@
-"""``redis://host:port/db``: the distributed store; Redis TTLs do the expiry.
+"""``redis://``, ``redis+cluster://`` and ``redis+sentinel://``: the distributed store.
 
-Layout, under a prefix (``coatcheck:`` unless the URL says ``?prefix=...``):
+Redis TTLs do the expiry. URLs:
+
+- ``redis://[user:password@]host:port/db`` (``rediss://`` for TLS): one server.
+- ``redis+cluster://[user:password@]host:port[,host:port...]`` (``rediss+cluster://``
+  for TLS): a Redis Cluster through redis-py's ``RedisCluster``; the hosts are
+  startup nodes, the rest of the cluster is discovered. A cluster has one
+  database, so a db other than 0 is refused.
+- ``redis+sentinel://[user:password@]host:port[,host:port...]/service_name[/db]``:
+  the master that the Sentinels name ``service_name``, through redis-py's
+  ``Sentinel.master_for``, which asks the Sentinels again after a failover.
+  The credentials are used for the Sentinels and the master alike, as the
+  limits library (the login throttle) does with the same URL.
+
+Every form takes ``?prefix=...`` (default ``coatcheck:``); other query options
+are redis-py's, as ``redis.Redis.from_url`` reads them.
+
+Layout, under the prefix:
 
 - ``<prefix>s:<key>``, a hash per session: ``h`` handle, ``u`` user id,
   ``c``/``l``/``e`` created, last seen and expiry times, one field
@@ -10,8 +26,16 @@ Layout, under a prefix (``coatcheck:`` unless the URL says ``?prefix=...``):
 - ``<prefix>u:<user id>``, a sorted set of that user's session keys. Members
   whose session has gone are dropped when the set is next read.
 
-Every multi-step write touches one key only (a Lua script), so the store
-works unchanged with Redis Cluster (``redis+cluster://host:port``).
+Cluster: every write that must be atomic touches one key only (a Lua script
+on the session hash), so no hash tag is needed and sessions spread over all
+the slots. The steps that touch several keys (index a session after saving
+it, read a user's sessions, delete them) are not atomic on a single server
+either: the index is a hint, checked against the session hashes whenever it
+is read. Their pipelines are non-transactional, which redis-py's
+``ClusterPipeline`` splits by node; :meth:`RedisSessionStore.list_all` scans
+every primary. A session hash cannot share a slot with its user's index in
+any case: it is addressed by its key alone, and its user changes at login
+and logout.
 """
 
 from __future__ import annotations
@@ -21,14 +45,17 @@ import json
 import math
 from collections.abc import Iterable, Iterator, Set
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import SplitResult, parse_qsl, urlencode, urlsplit, urlunsplit
 
 import redis
 from redis.backoff import ExponentialBackoff
+from redis.cluster import ClusterNode
+from redis.connection import parse_url
 from redis.retry import Retry
+from redis.sentinel import Sentinel
 
 from ..core.clock import Clock, system_clock
-from ..core.errors import StoreUnavailable
+from ..core.errors import ConfigurationError, StoreUnavailable
 from ..core.records import SessionRecord
 from .base import SessionStore, check_save_arguments
 
@@ -65,7 +92,11 @@ return 1
 
 
 class RedisSessionStore(SessionStore):
-    """Keep records in Redis (standalone, or Cluster through redis-py's own client)."""
+    """Keep records in Redis: one server, a Cluster, or the master Sentinels name.
+
+    :param sentinel: the :class:`~redis.sentinel.Sentinel` that finds the
+        master ``client`` talks to, if any; closed with the store.
+    """
 
     def __init__(
         self,
@@ -73,10 +104,12 @@ class RedisSessionStore(SessionStore):
         *,
         prefix: str = "coatcheck:",
         clock: Clock = system_clock,
+        sentinel: Sentinel | None = None,
     ) -> None:
         super().__init__(clock=clock)
         self.client = client
         self.prefix = prefix
+        self.sentinel = sentinel
         self._save = client.register_script(_SAVE)
         self._update = client.register_script(_UPDATE)
         self._touch = client.register_script(_TOUCH)
@@ -86,22 +119,22 @@ class RedisSessionStore(SessionStore):
         parts = urlsplit(url)
         query = dict(parse_qsl(parts.query))
         prefix = query.pop("prefix", "coatcheck:")
-        scheme, cluster = parts.scheme.removesuffix("+cluster"), parts.scheme.endswith("+cluster")
+        scheme, _, mode = parts.scheme.lower().partition("+")
+        if scheme not in ("redis", "rediss") or mode not in ("", "cluster", "sentinel"):
+            raise ConfigurationError(f"not a Redis store URL scheme: {parts.scheme!r}")
+        if mode == "cluster":
+            # RedisCluster connects at once to learn the slots: a cluster
+            # that cannot be reached is reported now.
+            with _unavailable():
+                cluster = _cluster_client(parts, scheme, query)
+            return cls(cluster, prefix=prefix, clock=clock)
+        if mode == "sentinel":
+            if scheme == "rediss":
+                raise ConfigurationError("TLS to Redis Sentinel is not supported (rediss+sentinel)")
+            sentinel, master = _sentinel_master(parts, query)
+            return cls(master, prefix=prefix, clock=clock, sentinel=sentinel)
         plain = urlunsplit((scheme, parts.netloc, parts.path, urlencode(query), ""))
-        # Fail closed fast: a short timeout and two quick retries, not redis-py's
-        # default of ten retries with up to a second between them.
-        options: dict[str, Any] = {
-            "decode_responses": True,
-            "socket_timeout": 2.0,
-            "socket_connect_timeout": 2.0,
-            "retry": Retry(ExponentialBackoff(cap=0.05, base=0.005), 2),
-        }
-        client: redis.Redis | redis.RedisCluster
-        if cluster:
-            client = redis.RedisCluster.from_url(plain, **options)
-        else:
-            client = redis.Redis.from_url(plain, **options)
-        return cls(client, prefix=prefix, clock=clock)
+        return cls(redis.Redis.from_url(plain, **_client_options()), prefix=prefix, clock=clock)
 
     def _session_key(self, key: str) -> str:
         return f"{self.prefix}s:{key}"
@@ -227,17 +260,94 @@ class RedisSessionStore(SessionStore):
 
     def ping(self) -> None:
         with _unavailable():
-            self.client.ping()
+            if isinstance(self.client, redis.RedisCluster):
+                # Every primary holds some of the sessions.
+                self.client.ping(target_nodes=redis.RedisCluster.PRIMARIES)
+            else:
+                self.client.ping()
 
     def close(self) -> None:
         self.client.close()
+        if self.sentinel is not None:
+            for client in self.sentinel.sentinels:
+                client.close()
+
+
+# What the clients asking the Sentinels for the master take from the URL.
+_SENTINEL_OPTIONS = frozenset({"username", "password", "socket_timeout", "socket_connect_timeout"})
+
+
+def _client_options() -> dict[str, Any]:
+    # Fail closed fast: a short timeout and two quick retries, not redis-py's
+    # default of ten retries with up to a second between them.
+    return {
+        "decode_responses": True,
+        "socket_timeout": 2.0,
+        "socket_connect_timeout": 2.0,
+        "retry": Retry(ExponentialBackoff(cap=0.05, base=0.005), 2),
+    }
+
+
+def _url_options(parts: SplitResult, scheme: str, query: dict[str, str]) -> dict[str, Any]:
+    """Return our client options overridden by the URL's, as ``Redis.from_url`` reads them."""
+    userinfo = parts.netloc.rpartition("@")[0]
+    netloc = f"{userinfo}@localhost" if userinfo else "localhost"
+    try:
+        given: dict[str, Any] = parse_url(urlunsplit((scheme, netloc, "", urlencode(query), "")))  # type: ignore[no-untyped-call]
+    except ValueError as exc:
+        raise ConfigurationError(f"bad Redis store URL: {exc}") from None
+    del given["host"]
+    if given.pop("connection_class", None) is not None:
+        given["ssl"] = True
+    return {**_client_options(), **given}
+
+
+def _locations(parts: SplitResult) -> list[tuple[str, int]]:
+    """Return the ``host:port`` pairs of a URL listing several servers."""
+    found = []
+    for location in parts.netloc.rpartition("@")[2].split(","):
+        try:
+            one = urlsplit(f"//{location.strip()}")
+            host, port = one.hostname, one.port or 6379
+        except ValueError:
+            host = None
+        if not host:
+            raise ConfigurationError(f"bad Redis server address {location!r} in the store URL")
+        found.append((host, port))
+    return found
+
+
+def _cluster_client(parts: SplitResult, scheme: str, query: dict[str, str]) -> redis.RedisCluster:
+    options = _url_options(parts, scheme, query)
+    db = options.pop("db", None)
+    if parts.path.strip("/") not in ("", "0") or db not in (None, 0):
+        raise ConfigurationError("a Redis Cluster has one database: 0; drop the db from the URL")
+    nodes = [ClusterNode(host, port) for host, port in _locations(parts)]  # type: ignore[no-untyped-call]
+    return redis.RedisCluster(startup_nodes=nodes, **options)
+
+
+def _sentinel_master(parts: SplitResult, query: dict[str, str]) -> tuple[Sentinel, redis.Redis]:
+    service, _, db = parts.path.strip("/").partition("/")
+    if not service or (db and not db.isdigit()):
+        raise ConfigurationError(
+            "a Sentinel store URL names the service and optionally the db: "
+            "redis+sentinel://host:port,host:port/service_name/db"
+        )
+    options = _url_options(parts, "redis", query)
+    if db:
+        options["db"] = int(db)
+    asking = {k: v for k, v in options.items() if k in _SENTINEL_OPTIONS}
+    asking["retry"] = _client_options()["retry"]
+    sentinel = Sentinel(_locations(parts), sentinel_kwargs=asking, **options)  # type: ignore[no-untyped-call]
+    master: redis.Redis = sentinel.master_for(service)  # type: ignore[no-untyped-call]
+    return sentinel, master
 
 
 @contextlib.contextmanager
 def _unavailable() -> Iterator[None]:
     try:
         yield
-    except redis.RedisError as exc:
+    except (redis.RedisError, redis.exceptions.RedisClusterException) as exc:
         raise StoreUnavailable(f"the Redis session store failed: {type(exc).__name__}") from exc
 
 
