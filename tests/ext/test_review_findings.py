@@ -105,3 +105,13 @@ def test_flask_cookie_settings_are_not_silently_ignored(
     with caplog.at_level(logging.WARNING):
         make_app(SESSION_COOKIE_SAMESITE="Strict")
     assert "SESSION_COOKIE_SAMESITE set, but coatcheck's cookies follow" in caplog.text
+
+
+def test_an_unusable_throttle_store_is_a_clear_configuration_error(
+    make_app: Callable[..., Flask],
+) -> None:
+    from coatcheck import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="COATCHECK_RATELIMIT_URL") as caught:
+        make_app(COATCHECK_RATELIMIT_URL="nosuch://user:hunter2secret@host/0")
+    assert "hunter2secret" not in str(caught.value)

@@ -12,7 +12,7 @@ from flask import Flask, Response, current_app, has_request_context, request, se
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from ..core.clock import Clock, system_clock
-from ..core.errors import CoatcheckError
+from ..core.errors import CoatcheckError, ConfigurationError
 from ..core.passwords import PasswordHasher
 from ..core.records import LifetimePolicy
 from ..core.settings import Settings
@@ -161,13 +161,7 @@ class CoatCheck:
         keys = signing_keys(
             app.config.get("SECRET_KEY"), app.config.get("SECRET_KEY_FALLBACKS") or ()
         )
-        limits_url, limits_prefix = ratelimit_url_for(settings.store_url)
-        throttle = LoginThrottle(
-            settings.ratelimit_url or limits_url,
-            settings.throttle_account,
-            settings.throttle_address,
-            key_prefix=limits_prefix,
-        )
+        throttle = _make_throttle(settings)
         state = CoatCheckState(
             settings=settings,
             store=self._store or open_store(settings.store_url, clock=self.clock),
@@ -279,3 +273,20 @@ def _template_context() -> dict[str, Any]:
     from .login import current_user
 
     return {"current_user": current_user}
+
+
+def _make_throttle(settings: Settings) -> LoginThrottle:
+    if settings.ratelimit_url:
+        url, prefix = settings.ratelimit_url, "coatcheck-throttle"
+    else:
+        url, prefix = ratelimit_url_for(settings.store_url)
+    try:
+        return LoginThrottle(
+            url, settings.throttle_account, settings.throttle_address, key_prefix=prefix
+        )
+    except Exception as exc:  # the limits library's own errors may quote the URL
+        scheme = url.partition("://")[0]
+        raise ConfigurationError(
+            f"the login throttle cannot use a {scheme}:// store ({type(exc).__name__}); "
+            "set COATCHECK_RATELIMIT_URL to a storage URL of the limits library"
+        ) from None

@@ -67,7 +67,7 @@ def review(app: Flask) -> list[Finding]:
     ):
         parts = urlsplit(url)
         remote = parts.hostname not in (None, "", "127.0.0.1", "localhost", "::1")
-        if parts.scheme in ("redis", "redis+cluster") and remote:
+        if parts.scheme in ("redis", "redis+cluster", "redis+sentinel") and remote:
             findings.append(
                 ("warning", f"{name} reaches Redis at {parts.hostname} without TLS; use rediss://")
             )
