@@ -58,6 +58,7 @@ from ..core.clock import Clock, system_clock
 from ..core.errors import ConfigurationError, StoreUnavailable
 from ..core.records import SessionRecord
 from .base import SessionStore, check_save_arguments
+from .redis_cache import TrackedReadCache
 
 _DATA = "d:"
 _META = "m:"
@@ -105,11 +106,15 @@ class RedisSessionStore(SessionStore):
         prefix: str = "coatcheck:",
         clock: Clock = system_clock,
         sentinel: Sentinel | None = None,
+        client_cache: bool = False,
     ) -> None:
         super().__init__(clock=clock)
         self.client = client
         self.prefix = prefix
         self.sentinel = sentinel
+        self.cache: TrackedReadCache | None = None
+        if client_cache and isinstance(client, redis.Redis) and sentinel is None:
+            self.cache = TrackedReadCache(client, f"{prefix}s:")
         self._save = client.register_script(_SAVE)
         self._update = client.register_script(_UPDATE)
         self._touch = client.register_script(_TOUCH)
@@ -119,6 +124,7 @@ class RedisSessionStore(SessionStore):
         parts = urlsplit(url)
         query = dict(parse_qsl(parts.query))
         prefix = query.pop("prefix", "coatcheck:")
+        client_cache = query.pop("client_cache", "on").lower() not in ("off", "0", "false", "no")
         scheme, _, mode = parts.scheme.lower().partition("+")
         if scheme not in ("redis", "rediss") or mode not in ("", "cluster", "sentinel"):
             raise ConfigurationError(f"not a Redis store URL scheme: {parts.scheme!r}")
@@ -134,7 +140,8 @@ class RedisSessionStore(SessionStore):
             sentinel, master = _sentinel_master(parts, query)
             return cls(master, prefix=prefix, clock=clock, sentinel=sentinel)
         plain = urlunsplit((scheme, parts.netloc, parts.path, urlencode(query), ""))
-        return cls(redis.Redis.from_url(plain, **_client_options()), prefix=prefix, clock=clock)
+        client = redis.Redis.from_url(plain, **_client_options())
+        return cls(client, prefix=prefix, clock=clock, client_cache=client_cache)
 
     def _session_key(self, key: str) -> str:
         return f"{self.prefix}s:{key}"
@@ -146,8 +153,12 @@ class RedisSessionStore(SessionStore):
         return max(1, math.ceil((expires_at - self.clock()) * 1000))
 
     def get(self, key: str) -> SessionRecord | None:
+        name = self._session_key(key)
         with _unavailable():
-            fields: dict[str, str] = self.client.hgetall(self._session_key(key))  # type: ignore[assignment]
+            cache = self.cache
+            fields: dict[str, str] = (
+                cache.get(name) if cache else self.client.hgetall(name)  # type: ignore[assignment]
+            )
         return _record(key, fields) if fields else None
 
     def save(
@@ -159,6 +170,7 @@ class RedisSessionStore(SessionStore):
         expect: tuple[str, str] | None = None,
     ) -> bool:
         check_save_arguments(changed, expect)
+        self._forget(record.key)
         ttl = self._ttl_ms(record.expires_at)
         header = _header(record)
         with _unavailable():
@@ -195,6 +207,7 @@ class RedisSessionStore(SessionStore):
         pipe.execute()
 
     def touch(self, key: str, last_seen_at: float, expires_at: float) -> None:
+        self._forget(key)
         with _unavailable():
             self._touch(
                 keys=[self._session_key(key)],
@@ -202,8 +215,13 @@ class RedisSessionStore(SessionStore):
             )
 
     def delete(self, key: str) -> None:
+        self._forget(key)
         with _unavailable():
             self.client.delete(self._session_key(key))
+
+    def _forget(self, key: str) -> None:
+        if self.cache is not None:
+            self.cache.forget(self._session_key(key))
 
     def _members(self, user_id: str) -> list[tuple[str, dict[str, str]]]:
         """Return (key, fields) for the user's live sessions; drop dead index members."""
@@ -246,6 +264,8 @@ class RedisSessionStore(SessionStore):
     def delete_by_user(self, user_id: str, *, keep: str | None = None) -> int:
         with _unavailable():
             doomed = [key for key, _ in self._members(user_id) if key != keep]
+            for key in doomed:
+                self._forget(key)
             if doomed:
                 pipe = self.client.pipeline(transaction=False)
                 for key in doomed:
@@ -267,6 +287,8 @@ class RedisSessionStore(SessionStore):
                 self.client.ping()
 
     def close(self) -> None:
+        if self.cache is not None:
+            self.cache.close()
         self.client.close()
         if self.sentinel is not None:
             for client in self.sentinel.sentinels:

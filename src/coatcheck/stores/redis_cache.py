@@ -1,0 +1,149 @@
+"""A read cache for the Redis store, kept exact by Redis's own invalidations.
+
+Server-assisted client-side caching (``CLIENT TRACKING``, Redis 6+) in
+broadcast mode: a dedicated connection subscribes to ``__redis__:invalidate``
+and Redis tells it about every change to a session hash under the store's
+prefix, made by any client of any instance. Before every read the pending
+messages are drained, without blocking, so a change made anywhere has
+evicted the cached copy by the time the next request looks: an authenticated
+read costs no round trip, and a revocation on any instance takes effect at
+the next request on every other.
+
+Safety rules:
+
+- a value read from Redis while any invalidation arrives is not cached (it
+  may already be stale: a counter of invalidations is compared around the
+  read), and every message evicts;
+- if the invalidation connection fails or closes, the whole cache is
+  dropped and caching stops until a new connection is subscribed;
+- after a fork (gunicorn workers) the cache and connection are rebuilt.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import time
+from typing import Any
+
+import redis
+
+#: Cached session hashes per process, at most (dropped wholesale beyond).
+MAX_ENTRIES = 50_000
+#: After a failed subscription, reads bypass the cache this long before a new try.
+RETRY_SECONDS = 1.0
+_CHANNEL = "__redis__:invalidate"
+
+
+class TrackedReadCache:
+    """Cache ``HGETALL`` results of keys under one prefix, invalidated by Redis."""
+
+    def __init__(self, client: redis.Redis, prefix: str) -> None:
+        self.client = client
+        self.prefix = prefix
+        self._lock = threading.Lock()
+        self._entries: dict[str, dict[str, str]] = {}
+        #: Counts invalidations: a read spanning a change is not cached.
+        self._epoch = 0
+        self._conn: Any = None
+        self._pid = os.getpid()
+        self._retry_at = 0.0
+
+    def get(self, name: str) -> dict[str, str]:
+        """Return the fields of hash ``name``, from the cache when it is exact."""
+        with self._lock:
+            live = self._drain()
+            if live and name in self._entries:
+                return self._entries[name]
+            epoch = self._epoch
+        fields: dict[str, str] = self.client.hgetall(name)  # type: ignore[assignment]
+        with self._lock:
+            if self._drain() and epoch == self._epoch and fields:
+                if len(self._entries) >= MAX_ENTRIES:
+                    self._entries.clear()
+                self._entries[name] = fields
+        return fields
+
+    def forget(self, name: str) -> None:
+        """Drop ``name`` now (this process wrote it; Redis will say so too)."""
+        with self._lock:
+            self._entries.pop(name, None)
+            self._epoch += 1
+
+    def close(self) -> None:
+        """Drop the cache and the invalidation connection."""
+        with self._lock:
+            self._reset()
+
+    def _reset(self) -> None:
+        self._entries.clear()
+        self._epoch += 1
+        if self._conn is not None:
+            with contextlib.suppress(Exception):  # it is being thrown away either way
+                self._conn.disconnect()
+        self._conn = None
+
+    def _drain(self) -> bool:
+        """Apply pending invalidations; return whether the cache can be trusted."""
+        if self._pid != os.getpid():  # a forked child: nothing inherited is ours
+            self._conn, self._pid = None, os.getpid()
+            self._entries.clear()
+            self._epoch += 1
+        if self._conn is None and time.monotonic() < self._retry_at:
+            return False  # subscribing failed a moment ago: read from Redis meanwhile
+        try:
+            if self._conn is None:
+                self._subscribe()
+            while self._conn.can_read(timeout=0):
+                self._apply(self._conn.read_response())
+        except (redis.RedisError, OSError):
+            self._reset()
+            self._retry_at = time.monotonic() + RETRY_SECONDS
+            return False
+        return True
+
+    def _subscribe(self) -> None:
+        pool = self.client.connection_pool
+        # RESP2 on this connection: invalidations come as plain pub/sub messages.
+        kwargs = {
+            k: v
+            for k, v in pool.connection_kwargs.items()
+            if not k.startswith("maint_notifications")
+        }
+        conn = pool.connection_class(**{**kwargs, "protocol": 2})
+        try:
+            conn.connect()
+            conn.send_command("CLIENT", "ID")
+            client_id = conn.read_response()
+            conn.send_command(
+                "CLIENT",
+                "TRACKING",
+                "ON",
+                "REDIRECT",
+                client_id,
+                "BCAST",
+                "PREFIX",
+                self.prefix,
+            )
+            conn.read_response()
+            conn.send_command("SUBSCRIBE", _CHANNEL)
+            conn.read_response()
+        except BaseException:
+            conn.disconnect()
+            raise
+        # Whatever was cached before this subscription may have changed unseen.
+        self._entries.clear()
+        self._epoch += 1
+        self._conn = conn
+
+    def _apply(self, message: Any) -> None:
+        if not isinstance(message, list) or len(message) < 3 or message[0] != "message":
+            return
+        self._epoch += 1
+        keys = message[2]
+        if keys is None:  # FLUSHDB / FLUSHALL
+            self._entries.clear()
+            return
+        for key in keys if isinstance(keys, list) else [keys]:
+            self._entries.pop(key, None)
