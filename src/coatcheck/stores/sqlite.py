@@ -2,6 +2,11 @@
 
 Safe with several threads and processes: each thread of each process opens
 its own connection, and read-modify-write runs under ``BEGIN IMMEDIATE``.
+
+Reads are cached per connection and checked with ``PRAGMA data_version``,
+which changes whenever another connection (of any process) commits: a hit
+costs that pragma instead of a query, and is never stale. This connection's
+own writes drop its cache.
 """
 
 from __future__ import annotations
@@ -40,6 +45,8 @@ _SELECT = (
     "SELECT key, handle, user_id, created_at, last_seen_at, expires_at, meta, data "
     "FROM coatcheck_sessions "
 )
+#: Rows cached per connection, at most (dropped wholesale beyond).
+_CACHE_ENTRIES = 10_000
 #: Expired rows are purged by the store itself at most this often (seconds).
 PURGE_INTERVAL = 300.0
 
@@ -75,6 +82,7 @@ class SQLiteSessionStore(SessionStore):
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = NORMAL")
         self._local.conn, self._local.pid = conn, os.getpid()
+        self._local.cache, self._local.version = {}, None
         with self._schema_lock:
             if not self._schema_ready:
                 conn.executescript(_SCHEMA)
@@ -87,11 +95,24 @@ class SQLiteSessionStore(SessionStore):
         try:
             yield self._connect()
         except sqlite3.Error as exc:
+            self._forget_reads()
             raise StoreUnavailable(f"the SQLite session store failed: {exc}") from exc
 
     @contextlib.contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
+    def _writing(self) -> Iterator[sqlite3.Connection]:
+        """Yield the connection for a write; this connection's cached reads go."""
         with self._db() as conn:
+            self._forget_reads()
+            yield conn
+
+    def _forget_reads(self) -> None:
+        cache = getattr(self._local, "cache", None)
+        if cache:
+            cache.clear()
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._writing() as conn:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 yield conn
@@ -102,7 +123,18 @@ class SQLiteSessionStore(SessionStore):
 
     def get(self, key: str) -> SessionRecord | None:
         with self._db() as conn:
-            row = conn.execute(_SELECT + "WHERE key = ?", (key,)).fetchone()
+            cache: dict[str, tuple[Any, ...] | None] = self._local.cache
+            version = conn.execute("PRAGMA data_version").fetchone()[0]
+            if version != self._local.version:
+                cache.clear()
+                self._local.version = version
+            if key in cache:
+                row = cache[key]
+            else:
+                row = conn.execute(_SELECT + "WHERE key = ?", (key,)).fetchone()
+                if len(cache) >= _CACHE_ENTRIES:
+                    cache.clear()
+                cache[key] = row
         return _record(row) if row is not None else None
 
     def save(
@@ -115,7 +147,7 @@ class SQLiteSessionStore(SessionStore):
     ) -> bool:
         check_save_arguments(changed, expect)
         if changed is None:
-            with self._db() as conn:
+            with self._writing() as conn:
                 conn.execute(
                     "INSERT OR REPLACE INTO coatcheck_sessions "
                     "(key, handle, user_id, created_at, last_seen_at, expires_at, meta, data) "
@@ -143,14 +175,14 @@ class SQLiteSessionStore(SessionStore):
         return True
 
     def touch(self, key: str, last_seen_at: float, expires_at: float) -> None:
-        with self._db() as conn:
+        with self._writing() as conn:
             conn.execute(
                 "UPDATE coatcheck_sessions SET last_seen_at = ?, expires_at = ? WHERE key = ?",
                 (last_seen_at, expires_at, key),
             )
 
     def delete(self, key: str) -> None:
-        with self._db() as conn:
+        with self._writing() as conn:
             conn.execute("DELETE FROM coatcheck_sessions WHERE key = ?", (key,))
 
     def list_by_user(self, user_id: str) -> list[SessionRecord]:
@@ -170,7 +202,7 @@ class SQLiteSessionStore(SessionStore):
         return [_record(row) for row in rows]
 
     def delete_by_user(self, user_id: str, *, keep: str | None = None) -> int:
-        with self._db() as conn:
+        with self._writing() as conn:
             cursor = conn.execute(
                 "DELETE FROM coatcheck_sessions WHERE user_id = ? AND key IS NOT ?",
                 (user_id, keep),
@@ -178,7 +210,7 @@ class SQLiteSessionStore(SessionStore):
         return cursor.rowcount
 
     def purge_expired(self) -> int:
-        with self._db() as conn:
+        with self._writing() as conn:
             cursor = conn.execute(
                 "DELETE FROM coatcheck_sessions WHERE expires_at <= ?", (self.clock(),)
             )
