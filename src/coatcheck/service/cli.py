@@ -70,6 +70,17 @@ def _request(app: Flask) -> Iterator[None]:
             yield
         except CoatcheckError as exc:
             raise click.ClickException(str(exc)) from None
+        finally:
+            _close_stores(app)
+
+
+def _close_stores(app: Flask) -> None:
+    from ..ext import CoatCheck
+
+    state = CoatCheck.state(app)
+    state.store.close()
+    if state._users is not None:
+        state._users.close()
 
 
 @click.group()
@@ -240,6 +251,47 @@ def sessions_purge(config: dict[str, Any]) -> None:
     with _request(app):
         count = CoatCheck.state().store.purge_expired()
     click.echo(f"purged {count} expired record(s)")
+
+
+@main.group()
+def db() -> None:
+    """Manage the user database's schema (migrations)."""
+
+
+@db.command("upgrade")
+@instance_options
+def db_upgrade(config: dict[str, Any]) -> None:
+    """Apply the migrations the user database lacks."""
+    from ..ext import CoatCheck
+
+    app = _app(config)
+    with _request(app):
+        # The factory, not state.users: that would migrate on first use already.
+        users = CoatCheck.state().users_factory()
+        try:
+            users.upgrade_schema()
+            revision = users.schema_revision()
+        finally:
+            users.close()
+    click.echo(f"database at revision {revision} (head)")
+
+
+@db.command("revision")
+@instance_options
+def db_revision(config: dict[str, Any]) -> None:
+    """Show the user database's revision and the newest one."""
+    from ..ext import CoatCheck
+
+    app = _app(config)
+    with _request(app):
+        users = CoatCheck.state().users_factory()
+        try:
+            current, head = users.schema_revision(), users.head_revision()
+        finally:
+            users.close()
+    hint = "" if current == head else " (not the head: run coatcheck db upgrade)"
+    click.echo(f"current  {current or 'none'}{hint}")
+    click.echo(f"head     {head}")
 
 
 @main.command()

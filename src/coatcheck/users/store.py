@@ -7,17 +7,21 @@ bare ``postgresql://`` or ``postgres://`` URL uses psycopg 3.
 A database that cannot be reached raises
 :class:`~coatcheck.core.errors.StoreUnavailable` from every method, so that the
 web layer can answer 503 instead of a traceback.
+
+The tables are made and changed by the Alembic migrations of
+:mod:`coatcheck.users.migrations` (:meth:`UserStore.upgrade_schema`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, func, select, text
+from sqlalchemy import Connection, Engine, create_engine, event, func, select, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import (
     ArgumentError,
@@ -31,7 +35,7 @@ from sqlalchemy.pool import StaticPool
 
 from ..core.clock import system_clock
 from ..core.errors import CoatcheckError, ConfigurationError, StoreUnavailable, UsernameTaken
-from .models import AuditEvent, AuditEventRow, Base, User, UserRow
+from .models import AuditEvent, AuditEventRow, User, UserRow
 from .validation import (
     MAX_ID,
     InvalidEmail,
@@ -48,12 +52,19 @@ from .validation import (
     validate_username,
 )
 
-__all__ = ["InvalidEmail", "UnknownUser", "UserStore"]
+__all__ = ["POOL_SIZE_VARIABLE", "InvalidEmail", "UnknownUser", "UserStore"]
 
-# pg_advisory_xact_lock key serialising create_schema() across processes.
+#: The environment variable giving the default ``pool_size`` of a store.
+POOL_SIZE_VARIABLE = "COATCHECK_DATABASE_POOL_SIZE"
+_DEFAULT_POOL_SIZE = 5
+# pg_advisory_xact_lock key serialising migrations across processes. The key of
+# the create_all days, so that old and new workers of a rolling start wait for
+# each other too.
 _SCHEMA_LOCK_KEY = 0x636F6174  # "coat"
 _SQLITE_BUSY_TIMEOUT_MS = 10_000
 _PG_CONNECT_TIMEOUT_S = 10
+# Connections older than this are replaced, before a firewall or PgBouncer drops them.
+_PG_POOL_RECYCLE_S = 1800
 
 
 class UnknownUser(CoatcheckError):
@@ -81,6 +92,19 @@ def _configure_sqlite(dbapi_connection: Any, connection_record: Any) -> None:
         cursor.execute("PRAGMA synchronous = NORMAL")
     finally:
         cursor.close()
+
+
+def _default_pool_size() -> int:
+    """Return the pool size of :data:`POOL_SIZE_VARIABLE`, or the default."""
+    value = os.environ.get(POOL_SIZE_VARIABLE, "").strip()
+    if not value:
+        return _DEFAULT_POOL_SIZE
+    try:
+        return int(value)
+    except ValueError:
+        raise ConfigurationError(
+            f"{POOL_SIZE_VARIABLE} must be a whole number, not {value!r}"
+        ) from None
 
 
 def _create_engine(url: str, pool_size: int) -> Engine:
@@ -128,6 +152,7 @@ def _create_postgresql_engine(url: URL, pool_size: int) -> Engine:
     return create_engine(
         url,
         pool_pre_ping=True,
+        pool_recycle=_PG_POOL_RECYCLE_S,
         pool_size=pool_size,
         max_overflow=pool_size,
         connect_args=connect_args,
@@ -140,9 +165,16 @@ class UserStore:
     :param url: ``sqlite:///relative/path``, ``sqlite:////absolute/path`` or a
         PostgreSQL URL. The folder of a SQLite file is created if missing.
     :param clock: the source of every stored time (Unix seconds).
-    :param pool_size: connections kept open to PostgreSQL (as many again may
-        be opened under load).
-    :raise ConfigurationError: for an unsupported or malformed URL.
+    :param pool_size: connections kept open to PostgreSQL; as many again
+        (``max_overflow``) may be opened under load. Default: the environment
+        variable ``COATCHECK_DATABASE_POOL_SIZE``, else 5. The pool belongs to
+        the process: under gunicorn each worker has its own, so PostgreSQL may
+        see up to workers × (pool_size + max_overflow) connections, here
+        workers × 2 × pool_size. Keep that below its ``max_connections``.
+        Pooled connections are checked before use and replaced after 30
+        minutes.
+    :raise ConfigurationError: for an unsupported or malformed URL, or an
+        invalid pool size.
     """
 
     def __init__(
@@ -150,10 +182,10 @@ class UserStore:
         url: str,
         *,
         clock: Callable[[], float] = system_clock,
-        pool_size: int = 5,
+        pool_size: int | None = None,
     ) -> None:
         self.clock = clock
-        self.engine = _create_engine(url, pool_size)
+        self.engine = _create_engine(url, _default_pool_size() if pool_size is None else pool_size)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     def _now(self) -> datetime:
@@ -172,26 +204,55 @@ class UserStore:
         return row
 
     def create_schema(self) -> None:
-        """Create the tables and indexes that do not exist yet.
+        """Bring the tables up to date: what runs on first use.
 
-        Safe to call at every start, from several processes at once.
+        The same as :meth:`upgrade_schema` to the newest revision. Tables made
+        by ``metadata.create_all`` before migrations existed are adopted as
+        revision 0001, not made again. Safe to call at every start, from
+        several processes at once.
         """
-        with _unavailable_as_error():
-            try:
-                self._create_all()
-            except OperationalError as exc:
-                # Two SQLite processes racing: the loser's CREATE TABLE fails.
-                if "already exists" not in str(exc):
-                    raise
-                self._create_all()
+        self.upgrade_schema()
 
-    def _create_all(self) -> None:
-        with self.engine.begin() as connection:
+    def upgrade_schema(self, revision: str = "head") -> None:
+        """Apply the migrations the database lacks, up to ``revision``.
+
+        One process migrates at a time (PostgreSQL: an advisory lock; SQLite:
+        the write lock); the others wait, then find nothing left to do.
+
+        :raise ConfigurationError: if the database is at a revision this
+            version does not know, or holds only some of the tables.
+        """
+        from . import migrations
+
+        with self._schema_transaction() as connection:
+            migrations.upgrade(connection, revision)
+
+    def schema_revision(self) -> str | None:
+        """Return the revision the database is at, or ``None`` before any."""
+        from . import migrations
+
+        with _unavailable_as_error(), self.engine.connect() as connection:
+            return migrations.current_revision(connection)
+
+    def head_revision(self) -> str | None:
+        """Return the newest revision this version of coatcheck knows."""
+        from . import migrations
+
+        return migrations.head_revision()
+
+    @contextlib.contextmanager
+    def _schema_transaction(self) -> Iterator[Connection]:
+        """Yield a connection in a transaction that no other process migrates meanwhile."""
+        with _unavailable_as_error(), self.engine.begin() as connection:
             if connection.dialect.name == "postgresql":
                 connection.execute(
                     text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK_KEY}
                 )
-            Base.metadata.create_all(connection)
+            else:
+                # Take SQLite's write lock now rather than at the first write, so
+                # that a second process waits here instead of racing to CREATE TABLE.
+                connection.exec_driver_sql("BEGIN IMMEDIATE")
+            yield connection
 
     def ping(self) -> None:
         """Check that the database answers.
