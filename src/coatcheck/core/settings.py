@@ -224,19 +224,24 @@ def _check_rate(key: str, value: str) -> None:
         ) from None
 
 
+def parse_flag(key: str, value: Any) -> bool:
+    """Return a boolean setting given as a bool or as text (true/false, 1/0, yes/no, on/off)."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ConfigurationError(f"{key} must be true or false, not {value!r}")
+
+
 def _parse(key: str, value: Any, default: Any) -> Any:
     if isinstance(default, tuple):
         items = value.replace(",", " ").split() if isinstance(value, str) else list(value)
         return tuple(str(item).strip() for item in items if str(item).strip())
     if isinstance(default, bool):
-        if isinstance(value, bool):
-            return value
-        text = str(value).strip().lower()
-        if text in _TRUE:
-            return True
-        if text in _FALSE:
-            return False
-        raise ConfigurationError(f"{key} must be true or false, not {value!r}")
+        return parse_flag(key, value)
     if isinstance(default, int) and not isinstance(default, bool):
         try:
             return int(value)

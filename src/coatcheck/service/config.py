@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core.errors import ConfigurationError
+from ..core.settings import parse_flag
 
 #: Service defaults; the library's own defaults apply to every other key.
 DEFAULTS: dict[str, Any] = {
@@ -23,8 +24,6 @@ DEFAULTS: dict[str, Any] = {
     "MAX_FORM_MEMORY_SIZE": 64 * 1024,
     "MAX_FORM_PARTS": 100,
 }
-_TRUE = ("1", "true", "yes", "on")
-_FALSE = ("0", "false", "no", "off")
 
 
 def load_config(
@@ -53,7 +52,7 @@ def load_config(
         str(merged.get("COATCHECK_INSTANCE") or "instance")
     )
     for key in ("COATCHECK_LESSONS", "COATCHECK_METRICS"):
-        merged[key] = flag(key, merged[key])
+        merged[key] = parse_flag(key, merged[key])
     return merged
 
 
@@ -69,15 +68,3 @@ def read_toml(path: Path) -> dict[str, Any]:
             f"the configuration file {path} is not valid TOML: {exc}"
         ) from None
     return {str(key): value for key, value in data.items()}
-
-
-def flag(key: str, value: Any) -> bool:
-    """Return a boolean setting given as a bool or as text."""
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in _TRUE:
-        return True
-    if text in _FALSE:
-        return False
-    raise ConfigurationError(f"{key} must be true or false, not {value!r}")
