@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip install -q --disable-pip-version-check
 
-.PHONY: run test lint typecheck unit chromium bench clean
+.PHONY: run test lint typecheck unit chromium wrk bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,5 +44,29 @@ unit: $(VENV)/.installed-test chromium
 
 test: lint typecheck unit
 
+BENCH_VENV := .venv-bench
+BENCH_PIP  := $(BENCH_VENV)/bin/python -m pip install -q --disable-pip-version-check
+
+# The benchmark's own virtualenv: the project plus the anchor stack, pinned.
+$(BENCH_VENV)/.installed: pyproject.toml benchmarks/requirements.txt
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_PIP) -U pip
+	$(BENCH_PIP) -r benchmarks/requirements.txt -e .
+	touch $@
+
+# wrk drives the HTTP rounds: installed with apt-get when missing and we are root.
+wrk:
+	@command -v wrk >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing wrk with apt-get"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk >/dev/null 2>&1 || \
+	    { DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null && \
+	      DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk >/dev/null; }; \
+	  else echo "wrk is missing: the HTTP rounds will say so (apt-get install wrk)"; fi; }
+
+# Figures, never part of `make test`:  make bench [BENCH_ARGS="--quick --json bench.json"]
+bench: $(BENCH_VENV)/.installed wrk
+	$(BENCH_VENV)/bin/python -m benchmarks $(BENCH_ARGS)
+
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(BENCH_VENV) .mypy_cache .pytest_cache .ruff_cache

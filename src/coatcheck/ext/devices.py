@@ -6,9 +6,9 @@ revoked device cannot log itself back in.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from ..core.records import SessionRecord
@@ -51,7 +51,7 @@ class DeviceSession:
 
 def iso_time(timestamp: float) -> str:
     """Return a Unix time as ISO 8601 in UTC (``2026-11-22T01:02:03Z``)."""
-    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(timestamp))
 
 
 def _kind(record: SessionRecord) -> str:

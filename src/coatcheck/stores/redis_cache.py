@@ -29,7 +29,7 @@ from typing import Any
 
 import redis
 
-#: Cached session hashes per process, at most (dropped wholesale beyond).
+#: Cached session hashes per process, at most (the oldest go first beyond).
 MAX_ENTRIES = 50_000
 #: After a failed subscription, reads bypass the cache this long before a new try.
 RETRY_SECONDS = 1.0
@@ -61,7 +61,7 @@ class TrackedReadCache:
         with self._lock:
             if self._drain() and epoch == self._epoch and fields:
                 if len(self._entries) >= MAX_ENTRIES:
-                    self._entries.clear()
+                    del self._entries[next(iter(self._entries))]  # the oldest entry
                 self._entries[name] = fields
         return fields
 

@@ -45,7 +45,7 @@ _SELECT = (
     "SELECT key, handle, user_id, created_at, last_seen_at, expires_at, meta, data "
     "FROM coatcheck_sessions "
 )
-#: Rows cached per connection, at most (dropped wholesale beyond).
+#: Rows cached per connection, at most (the oldest go first beyond).
 _CACHE_ENTRIES = 10_000
 #: Expired rows are purged by the store itself at most this often (seconds).
 PURGE_INTERVAL = 300.0
@@ -81,6 +81,7 @@ class SQLiteSessionStore(SessionStore):
         conn.execute("PRAGMA busy_timeout = 10000")
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("PRAGMA mmap_size = 268435456")  # reads from the page cache, not read()
         self._local.conn, self._local.pid = conn, os.getpid()
         self._local.cache, self._local.version = {}, None
         with self._schema_lock:
@@ -133,7 +134,7 @@ class SQLiteSessionStore(SessionStore):
             else:
                 row = conn.execute(_SELECT + "WHERE key = ?", (key,)).fetchone()
                 if len(cache) >= _CACHE_ENTRIES:
-                    cache.clear()
+                    del cache[next(iter(cache))]  # the oldest entry
                 cache[key] = row
         return _record(row) if row is not None else None
 

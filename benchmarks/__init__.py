@@ -1,0 +1,1 @@
+"""coatcheck's own benchmark: ``make bench`` (``python -m benchmarks``); see README.md."""

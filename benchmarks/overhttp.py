@@ -1,0 +1,164 @@
+"""Authenticated ``GET /api/me`` over HTTP: gunicorn (1 sync worker) driven by wrk."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .apps import AppSpec, specs
+from .clients import USER_AGENT, OverHttp, headers, log_in
+from .common import APPS, ROOT, BenchError, Processes, free_port, log, median, short
+from .inprocess import ratios
+
+WRK_SCRIPT = Path(__file__).with_name("wrk_report.lua")
+
+
+@dataclass(frozen=True)
+class Plan:
+    rounds: int
+    seconds: int  # per wrk run
+    connections: int
+    warmup: int  # seconds of wrk per app before the rounds, 0 for none
+
+
+def gunicorn_argv(spec: AppSpec, port: int) -> list[str]:
+    """Return the command serving ``spec`` on 127.0.0.1:port with one sync worker."""
+    options = (
+        f"--bind 127.0.0.1:{port} --workers 1 --worker-class sync --backlog 2048 --timeout 60 "
+        "--graceful-timeout 3 --log-level warning"
+    )
+    return [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        *options.split(),
+        "--pythonpath",
+        str(ROOT),
+        spec.wsgi_target(),
+    ]
+
+
+def wait_ready(
+    port: int, proc: subprocess.Popen[bytes], logfile: Path, seconds: float = 60
+) -> None:
+    """Return once the server answers; raise :class:`BenchError` if it dies or never does."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise BenchError(
+                f"server exited with {proc.returncode}: {short(logfile.read_bytes()[-400:])}"
+            )
+        try:
+            OverHttp(port)("GET", "/api/csrf", headers())
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise BenchError(f"no answer on 127.0.0.1:{port} within {seconds:.0f} s")
+
+
+def run_wrk(port: int, cookie: str, seconds: int, connections: int) -> dict[str, Any]:
+    """Run wrk once on ``GET /api/me``; return its figures and the 2xx rate."""
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        raise BenchError("wrk is not installed (apt-get install wrk)")
+    argv = [
+        wrk,
+        "-t1",
+        f"-c{connections}",
+        f"-d{seconds}s",
+        "--timeout",
+        "10s",
+        "-s",
+        str(WRK_SCRIPT),
+        "-H",
+        f"User-Agent: {USER_AGENT}",
+        "-H",
+        f"Cookie: {cookie}",
+        f"http://127.0.0.1:{port}/api/me",
+    ]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 30)  # noqa: S603
+    line = next((x for x in done.stdout.splitlines() if x.startswith("WRK_JSON ")), None)
+    if done.returncode or line is None:
+        raise BenchError(f"wrk failed: {short(done.stderr or done.stdout)}")
+    figures: dict[str, Any] = json.loads(line.removeprefix("WRK_JSON "))
+    elapsed = figures["duration_us"] / 1e6
+    figures["ok_rps"] = (figures["requests"] - figures["non_2xx"]) / elapsed
+    return figures
+
+
+def measure(store: str, base: Path, secret: str, plan: Plan, procs: Processes) -> dict[str, Any]:
+    """Serve the three apps side by side and load them in turn, round after round."""
+    result: dict[str, Any] = {"apps": {}}
+    servers: dict[str, tuple[int, str]] = {}  # name -> (port, cookie)
+    started: list[subprocess.Popen[bytes]] = []
+    try:
+        for spec in specs(store, base, secret, APPS):
+            try:
+                servers[spec.name] = _serve(spec, procs, started)
+            except Exception as exc:  # one broken app must not hide the others' figures
+                result["apps"][spec.name] = {"error": f"{type(exc).__name__}: {exc}"}
+                log(f"http/{store}: {spec.name} unavailable: {exc}")
+        runs = _rounds(store, servers, plan)
+        for name, (port, cookie) in servers.items():
+            result["apps"][name] = {**_summary(runs[name]), "me_after_load": _check(port, cookie)}
+    finally:
+        for proc in started:
+            procs.stop(proc)
+    result["ratios"] = ratios({name: result["apps"][name]["per_round"] for name in servers})
+    return result
+
+
+def _serve(
+    spec: AppSpec, procs: Processes, started: list[subprocess.Popen[bytes]]
+) -> tuple[int, str]:
+    """Start ``spec`` under gunicorn and log in; return its port and the Cookie header."""
+    spec.folder.mkdir(parents=True, exist_ok=True)
+    port, logfile = free_port(), spec.folder / "server.log"
+    env = {**os.environ, **spec.config(), "PYTHONDONTWRITEBYTECODE": "1"}
+    proc = procs.start(gunicorn_argv(spec, port), cwd=spec.folder, env=env, logfile=logfile)
+    started.append(proc)
+    wait_ready(port, proc, logfile)
+    return port, log_in(OverHttp(port), f"{spec.name}/{spec.store}/http")
+
+
+def _rounds(
+    store: str, servers: dict[str, tuple[int, str]], plan: Plan
+) -> dict[str, list[dict[str, Any]]]:
+    """Load each app in turn (A B C, B C A, ...); return every wrk run of each."""
+    names = list(servers)
+    for name in names if plan.warmup else []:
+        run_wrk(*servers[name], plan.warmup, plan.connections)
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
+    for r in range(plan.rounds if names else 0):
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            runs[name].append(run_wrk(*servers[name], plan.seconds, plan.connections))
+        done = ", ".join(f"{k} {v[-1]['ok_rps']:,.0f}/s" for k, v in runs.items())
+        log(f"http/{store} round {r + 1}/{plan.rounds}: {done}")
+    return runs
+
+
+def _check(port: int, cookie: str) -> int | str:
+    """Return the status of ``GET /api/me`` after the load (still logged in?)."""
+    try:
+        return OverHttp(port)("GET", "/api/me", headers(cookie)).status
+    except OSError as exc:
+        return f"{type(exc).__name__}: {exc}"
+
+
+def _summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    rps = [run["ok_rps"] for run in runs]
+    return {
+        "per_round": rps,
+        "median": median(rps),
+        "p50_ms": median([run["p50_us"] / 1000 for run in runs]),
+        "p99_ms": median([run["p99_us"] / 1000 for run in runs]),
+        "non_2xx": sum(run["non_2xx"] for run in runs),
+        "socket_errors": sum(run["socket_errors"] for run in runs),
+    }
