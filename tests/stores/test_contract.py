@@ -182,6 +182,26 @@ def test_list_all(store: SessionStore, clock: ManualClock) -> None:
     assert len(store.list_all(limit=2)) == 2
 
 
+def test_touched_sessions_stay_listed_past_their_first_expiry(
+    store: SessionStore, clock: ManualClock, store_kind: str
+) -> None:
+    record = make_record(clock, user_id="alice")
+    record.expires_at = clock() + 2
+    store.save(record)
+    for _ in range(3):  # kept alive by touches well past the first expiry
+        clock.advance(1.5)
+        store.touch(record.key, clock(), clock() + 600)
+    if store_kind == "redis":  # Redis expires by its own clock: compare the TTLs it holds
+        from coatcheck.stores.redis import RedisSessionStore
+
+        assert isinstance(store, RedisSessionStore)
+        index_ttl = store.client.pttl(store._user_key("alice"))
+        assert index_ttl >= store.client.pttl(store._session_key(record.key)) > 2000
+    assert [r.handle for r in store.list_by_user("alice")] == [record.handle]
+    assert store.delete_by_user("alice") == 1
+    assert store.get(record.key) is None
+
+
 def test_delete_by_user_keeps_the_named_session(store: SessionStore, clock: ManualClock) -> None:
     keep, a, b = (make_record(clock, user_id="alice") for _ in range(3))
     bob = make_record(clock, user_id="bob")

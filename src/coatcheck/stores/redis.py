@@ -84,11 +84,12 @@ redis.call('PEXPIRE', KEYS[1], ARGV[1])
 return 1
 """
 # KEYS[1] session; ARGV[1] last seen, ARGV[2] expires at, ARGV[3] ttl ms.
+# Returns the record's user id ("" for none), so the user's index can live on too.
 _TOUCH = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if redis.call('EXISTS', KEYS[1]) == 0 then return '' end
 redis.call('HSET', KEYS[1], 'l', ARGV[1], 'e', ARGV[2])
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
-return 1
+return redis.call('HGET', KEYS[1], 'u') or ''
 """
 
 
@@ -208,11 +209,15 @@ class RedisSessionStore(SessionStore):
 
     def touch(self, key: str, last_seen_at: float, expires_at: float) -> None:
         self._forget(key)
+        ttl = self._ttl_ms(expires_at)
         with _unavailable():
-            self._touch(
-                keys=[self._session_key(key)],
-                args=[repr(last_seen_at), repr(expires_at), self._ttl_ms(expires_at)],
+            user_id = self._touch(
+                keys=[self._session_key(key)], args=[repr(last_seen_at), repr(expires_at), ttl]
             )
+            if user_id:
+                # The index must outlive every session it lists, or revoking all of a
+                # user's sessions would miss the ones kept alive by touches.
+                self.client.pexpire(self._user_key(str(user_id)), ttl, gt=True)
 
     def delete(self, key: str) -> None:
         self._forget(key)
