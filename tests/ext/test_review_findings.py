@@ -115,3 +115,41 @@ def test_an_unusable_throttle_store_is_a_clear_configuration_error(
     with pytest.raises(ConfigurationError, match="COATCHECK_RATELIMIT_URL") as caught:
         make_app(COATCHECK_RATELIMIT_URL="nosuch://user:hunter2secret@host/0")
     assert "hunter2secret" not in str(caught.value)
+
+
+@pytest.mark.parametrize("change", ["demote", "disable"])
+def test_a_rotation_cannot_undo_a_change_made_while_it_ran(
+    make_app: Callable[..., Flask], change: str
+) -> None:
+    from coatcheck import disable_user
+
+    app = build_auth_app(make_app)
+    loaded, changed = threading.Event(), threading.Event()
+
+    @app.get("/slow-rotate")
+    def slow_rotate() -> Any:
+        _ = session.get("x")  # the session, still admin, is loaded
+        loaded.set()
+        changed.wait(timeout=10)
+        CoatCheck().rotate()  # as a password change does
+        return jsonify(ok=True)
+
+    state = CoatCheck.state(app)
+    state.users.create_user("mallory", state.hasher.hash(PASSWORD), roles=("admin",))
+    browser = Browser(app)
+    browser.login("mallory")
+    worker = threading.Thread(target=lambda: browser.get("/slow-rotate"))
+    worker.start()
+    assert loaded.wait(timeout=10)
+    with app.test_request_context():
+        if change == "demote":
+            set_user_roles(1, [])
+        else:
+            disable_user(1)
+    changed.set()
+    worker.join(timeout=10)
+    me = browser.get("/api/me")
+    if change == "demote":
+        assert me.json["user"]["roles"] == []  # type: ignore[index]
+    else:
+        assert me.status_code == 401

@@ -19,6 +19,7 @@ from flask.sessions import SessionInterface, SessionMixin
 from ..core.errors import SessionError, StoreUnavailable
 from ..core.ids import is_session_id, new_handle, new_session_id, store_key
 from ..core.records import SessionRecord
+from ..stores.base import merge
 from .client import client_meta
 from .cookies import cookie_attributes
 from .errors import replace_response, store_unavailable_response
@@ -161,6 +162,11 @@ class ServerSession(SessionMixin):
         return set(self._changed)
 
     @property
+    def user_changed(self) -> bool:
+        """Whether this request set the user (logged in or out)."""
+        return self._header_changed
+
+    @property
     def changed_meta(self) -> frozenset[str]:
         """Return the meta keys this request set."""
         return frozenset(self._meta_changed)
@@ -252,9 +258,19 @@ class ServerSessionInterface(SessionInterface):
                 if session.cookie_sent:
                     self._delete_cookie(response)  # stale or garbage: stop sending it
                 return
-            self._store_new(session, response, now)
-            if record is not None:
-                store.delete(record.key)
+            if record is None:
+                self._store_new(session, response, now, None)
+                return
+            # Rotation: start from what is stored *now*, not from what this request
+            # loaded, so a revocation, demotion or disable made meanwhile stands.
+            current = store.get(record.key)
+            if current is None or lifetimes.is_expired(current, now):
+                if not session.user_changed:  # a login needs no previous session
+                    self._delete_cookie(response)
+                    return
+                current = None
+            self._store_new(session, response, now, current)
+            store.delete(record.key)
             return
         if session.modified:
             changed = session.changed_keys()
@@ -271,13 +287,22 @@ class ServerSessionInterface(SessionInterface):
                 # The read succeeded and nothing is lost; the next request will tell.
                 log.warning("could not record last-seen: %s", exc)
 
-    def _store_new(self, session: ServerSession, response: Response, now: float) -> None:
+    def _store_new(
+        self, session: ServerSession, response: Response, now: float, base: SessionRecord | None
+    ) -> None:
+        """Store the session under a new ID, on top of ``base`` (its stored record) if any."""
         sid = new_session_id()
-        meta = session.meta
+        user_id, data, meta = session.user_id, session.serialized(), session.meta
         if session.record is None:
             meta = {**client_meta(), **meta}
+        if base is not None:
+            changed = session.changed_keys()
+            data = merge(base.data, session.serialized(changed), changed)
+            meta = merge(base.meta, meta, session.changed_meta)
+            if not session.user_changed:
+                user_id = base.user_id
         record = self.state.lifetimes.new_record(
-            store_key(sid), now, user_id=session.user_id, data=session.serialized(), meta=meta
+            store_key(sid), now, user_id=user_id, data=data, meta=meta
         )
         record.handle = session.handle
         if session.record is not None and not session.rotate_fresh:
