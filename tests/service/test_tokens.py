@@ -360,3 +360,28 @@ def test_key_pairs_and_jwks(
 
 def test_jwks_is_absent_for_hs256(app: Flask) -> None:
     assert https_client(app).get("/.well-known/jwks.json").status_code == 404
+
+
+def test_a_replay_in_the_grace_window_cannot_fork_the_family(
+    app: Flask, clock: ManualClock
+) -> None:
+    first = get_tokens(app)
+    mine = refresh(app, first["refresh_token"]).json
+    clock.advance(5)
+    stolen = refresh(app, first["refresh_token"]).json  # a thief's replay, inside the window
+    assert stolen["refresh_token"] == mine["refresh_token"]  # the same successor, not a new chain
+    clock.advance(60)
+    mine = refresh(app, mine["refresh_token"]).json  # the owner goes on
+    clock.advance(60)
+    reused = refresh(app, stolen["refresh_token"])  # the thief's copy is now spent
+    assert reused.status_code == 401
+    assert me(app, mine) == 401  # the whole family is revoked
+    events = [e.event for e in CoatCheck.state(app).users.list_events(limit=3)]
+    assert "refresh_token_reuse" in events
+
+
+def test_a_token_login_is_audited(app: Flask) -> None:
+    get_tokens(app)
+    [event, *_] = CoatCheck.state(app).users.list_events(limit=1)
+    assert event.event == "login_succeeded" and event.detail is not None
+    assert event.detail["via"] == "token"

@@ -15,12 +15,16 @@ means the token was copied: the family is revoked and the reuse audited.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import secrets
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from flask import Response, g, request
 
 from ..core.clock import Clock
@@ -88,7 +92,13 @@ def issue_tokens(user: Any) -> dict[str, Any]:
         },
     )
     state.store.save(family)
-    return _pair(state, family, now)
+    state.audit(
+        events.LOGIN_SUCCEEDED,
+        user_id=family.user_id,
+        username=user.username,
+        detail={"via": "token", "family": handle},
+    )
+    return _pair(state, family, now, secrets.token_urlsafe(32), new=True)
 
 
 def refresh_tokens(refresh_token: str) -> dict[str, Any]:
@@ -106,14 +116,26 @@ def refresh_tokens(refresh_token: str) -> dict[str, Any]:
         raise TokenError("the token's family is revoked")
     for _ in range(2):
         if _state(record) == "live":
-            spent = replace(record, data={"state": '"spent"', "spent_at": json.dumps(now)})
+            successor = secrets.token_urlsafe(32)
+            spent = replace(
+                record,
+                data={
+                    "state": '"spent"',
+                    "spent_at": json.dumps(now),
+                    "successor": json.dumps(_seal(refresh_token, successor)),
+                },
+            )
             if state.store.save(spent, set(spent.data), expect=("state", '"live"')):
-                break
+                state.store.touch(family.key, now, now + state.settings.refresh_token_lifetime)
+                return _pair(state, family, now, successor, new=True)
             record = _refresh_record(state, refresh_token, now)  # spent meanwhile: look again
             continue
         spent_at = float(json.loads(record.data.get("spent_at", "0")))
         if now - spent_at <= state.settings.refresh_grace:
-            break
+            # Two tabs or a retry: the same successor again, never a second chain,
+            # so a copied token that races its owner still collides with it later.
+            successor = _unseal(refresh_token, json.loads(record.data.get("successor", '""')))
+            return _pair(state, family, now, successor, new=False)
         state.store.delete(family.key)
         state.audit(
             events.TOKEN_REUSE,
@@ -122,10 +144,7 @@ def refresh_tokens(refresh_token: str) -> dict[str, Any]:
             detail={"family": family.handle},
         )
         raise TokenError("refresh token reused: its family is revoked")
-    else:
-        raise TokenError("the refresh token is being used concurrently; try again")
-    state.store.touch(family.key, now, now + state.settings.refresh_token_lifetime)
-    return _pair(state, family, now)
+    raise TokenError("the refresh token is being used concurrently; try again")
 
 
 def revoke_token(token: str) -> None:
@@ -203,20 +222,23 @@ def bearer_family() -> SessionRecord | None:
     return found
 
 
-def _pair(state: CoatCheckState, family: SessionRecord, now: float) -> dict[str, Any]:
+def _pair(
+    state: CoatCheckState, family: SessionRecord, now: float, refresh: str, *, new: bool
+) -> dict[str, Any]:
+    """Return an access token and ``refresh``, storing the latter when it is ``new``."""
     settings = state.settings
-    refresh = secrets.token_urlsafe(32)
-    state.store.save(
-        SessionRecord(
-            key=store_key(refresh, purpose=REFRESH),
-            handle=new_handle(),
-            created_at=now,
-            last_seen_at=now,
-            expires_at=now + settings.refresh_token_lifetime,
-            meta={"kind": REFRESH, "family": family.handle},
-            data={"state": '"live"'},
+    if new:
+        state.store.save(
+            SessionRecord(
+                key=store_key(refresh, purpose=REFRESH),
+                handle=new_handle(),
+                created_at=now,
+                last_seen_at=now,
+                expires_at=now + settings.refresh_token_lifetime,
+                meta={"kind": REFRESH, "family": family.handle},
+                data={"state": '"live"'},
+            )
         )
-    )
     access = state.token_signer.sign(
         {
             "sub": family.user_id,
@@ -263,3 +285,28 @@ def mark_bearer_response(response: Response) -> Response:
         response.headers["Cache-Control"] = "no-store"
         response.vary.add("Authorization")
     return response
+
+
+def _seal(spent: str, successor: str) -> str:
+    """Encrypt ``successor`` with a key only the holder of ``spent`` has.
+
+    The store keeps refresh tokens hashed; this lets a spent token fetch its
+    successor again during the grace window without the store ever holding a
+    usable token.
+    """
+    nonce = secrets.token_bytes(12)
+    sealed = AESGCM(_sealing_key(spent)).encrypt(nonce, successor.encode("ascii"), None)
+    return base64.urlsafe_b64encode(nonce + sealed).decode("ascii")
+
+
+def _unseal(spent: str, sealed: str) -> str:
+    try:
+        raw = base64.urlsafe_b64decode(sealed.encode("ascii"))
+        plain = AESGCM(_sealing_key(spent)).decrypt(raw[:12], raw[12:], None)
+    except (InvalidTag, ValueError, UnicodeError):
+        raise TokenError("the spent refresh token has no successor to give") from None
+    return plain.decode("ascii")
+
+
+def _sealing_key(token: str) -> bytes:
+    return hashlib.sha256(b"coatcheck.refresh.successor\0" + token.encode("utf-8")).digest()
