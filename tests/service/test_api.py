@@ -187,6 +187,9 @@ def test_admin_users(service: Flask) -> None:
     assert https_client(service).get("/api/admin/users").status_code == 401
     assert admin.get("/api/admin/users?limit=0").status_code == 400
     assert admin.get("/api/admin/users?offset=x").status_code == 400
+    huge = "99999999999999999999999"
+    assert admin.get(f"/api/admin/users?offset={huge}").status_code == 400
+    assert admin.get(f"/api/admin/audit?offset={huge}").status_code == 400
 
 
 def test_admin_roles(service: Flask) -> None:

@@ -36,6 +36,7 @@ from ..ext.errors import error_response
 
 blueprint = Blueprint("api", __name__, url_prefix="/api")
 MAX_PAGE = 200
+MAX_OFFSET = 2**31 - 1
 
 
 class InvalidRequest(CoatcheckError):
@@ -49,7 +50,10 @@ def _invalid(exc: InvalidRequest) -> Response:
 
 def json_body() -> dict[str, Any]:
     """Return the request's JSON object, or raise :class:`InvalidRequest`."""
-    body = request.get_json(silent=True)
+    try:
+        body = request.get_json(silent=True)
+    except RecursionError:  # nested deeper than the parser goes; silent only covers ValueError
+        body = None
     if not isinstance(body, dict):
         raise InvalidRequest("The body must be a JSON object (Content-Type: application/json).")
     return body
@@ -81,8 +85,10 @@ def page_args() -> tuple[int, int]:
         limit = int(request.args.get("limit", 50))
     except ValueError:
         raise InvalidRequest("offset and limit must be whole numbers.") from None
-    if offset < 0 or not 1 <= limit <= MAX_PAGE:
-        raise InvalidRequest(f"offset must be >= 0 and limit between 1 and {MAX_PAGE}.")
+    if not 0 <= offset <= MAX_OFFSET or not 1 <= limit <= MAX_PAGE:
+        raise InvalidRequest(
+            f"offset must be between 0 and {MAX_OFFSET} and limit between 1 and {MAX_PAGE}."
+        )
     return offset, limit
 
 
