@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip install -q --disable-pip-version-check
 
-.PHONY: run test lint typecheck unit chromium wrk bench clean
+.PHONY: run test lint typecheck unit chromium wrk bench fuzz clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,8 +23,8 @@ run: $(VENV)/.installed
 	$(BIN)/coatcheck serve --instance instance
 
 lint: $(VENV)/.installed-test
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests fuzz benchmarks
+	$(BIN)/ruff format --check src tests fuzz benchmarks
 
 typecheck: $(VENV)/.installed-test
 	$(BIN)/mypy
@@ -68,5 +68,10 @@ wrk:
 bench: $(BENCH_VENV)/.installed wrk
 	$(BENCH_VENV)/bin/python -m benchmarks $(BENCH_ARGS)
 
+# Coverage-guided fuzzing, never part of `make test`:  make fuzz [FUZZ_SECONDS=600] [FUZZ_TARGETS=json_api]
+FUZZ_SECONDS ?= 60
+fuzz:
+	FUZZ_SECONDS=$(FUZZ_SECONDS) PYTHON=$(PYTHON) fuzz/run $(FUZZ_TARGETS)
+
 clean:
-	rm -rf $(VENV) $(BENCH_VENV) .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(BENCH_VENV) .venv-fuzz fuzz/crashes fuzz/logs .mypy_cache .pytest_cache .ruff_cache

@@ -8,12 +8,13 @@ all of them unmask to the same secret.
 from __future__ import annotations
 
 import base64
-import binascii
 import hmac
+import re
 import secrets
 from collections.abc import Iterable
 
 SECRET_BYTES = 32
+_BASE64URL = re.compile(r"[A-Za-z0-9_-]*")
 
 REASON_NO_TOKEN = "no_token"  # noqa: S105 - a reason code, not a secret
 REASON_BAD_TOKEN = "bad_token"  # noqa: S105
@@ -39,10 +40,18 @@ def new_secret() -> str:
     return _encode(secrets.token_bytes(SECRET_BYTES))
 
 
+def is_secret(value: object) -> bool:
+    """Tell whether ``value`` is a CSRF secret of the form :func:`new_secret` makes."""
+    if not isinstance(value, str):
+        return False
+    raw = _decode(value)
+    return raw is not None and len(raw) == SECRET_BYTES
+
+
 def mask(secret: str) -> str:
     """Return a new token for ``secret``: random pad + (pad XOR secret)."""
     raw = _decode(secret)
-    if raw is None:
+    if raw is None or len(raw) != SECRET_BYTES:
         raise ValueError("not a CSRF secret")
     pad = secrets.token_bytes(len(raw))
     return _encode(pad + bytes(a ^ b for a, b in zip(pad, raw, strict=True)))
@@ -52,7 +61,9 @@ def matches(token: str, secret: str) -> bool:
     """Tell, in constant time, whether ``token`` was made from ``secret``."""
     raw_secret = _decode(secret)
     raw_token = _decode(token) if len(token) <= 2 * len(secret) + 4 else None
-    if raw_secret is None or raw_token is None or len(raw_token) != 2 * len(raw_secret):
+    if raw_secret is None or raw_token is None or len(raw_secret) != SECRET_BYTES:
+        return False
+    if len(raw_token) != 2 * len(raw_secret):
         return False
     pad, masked = raw_token[: len(raw_secret)], raw_token[len(raw_secret) :]
     unmasked = bytes(a ^ b for a, b in zip(pad, masked, strict=True))
@@ -75,10 +86,18 @@ def origin_failure(
     if sec_fetch_site is not None and sec_fetch_site.strip().lower() == "cross-site":
         return REASON_CROSS_SITE
     if origin is not None:
-        allowed = {own_origin.lower(), *(o.lower().rstrip("/") for o in trusted_origins)}
-        if origin.strip().lower().rstrip("/") not in allowed:
+        allowed = {_origin_key(o) for o in (own_origin, *trusted_origins)}
+        key = _origin_key(origin)
+        if key is None or key not in allowed:
             return REASON_BAD_ORIGIN
     return None
+
+
+def _origin_key(origin: str) -> str | None:
+    # Origins are ASCII (RFC 6454). Lower-casing anything else could make a
+    # foreign origin equal ours: "\u212a" (KELVIN SIGN) lower-cases to "k".
+    value = origin.strip(" \t").rstrip("/")
+    return value.lower() if value.isascii() else None
 
 
 def _encode(raw: bytes) -> str:
@@ -86,7 +105,10 @@ def _encode(raw: bytes) -> str:
 
 
 def _decode(text: str) -> bytes | None:
-    try:
-        return base64.urlsafe_b64decode(text.encode("ascii") + b"=" * (-len(text) % 4))
-    except (binascii.Error, UnicodeError, ValueError):
+    # Only the one form _encode makes: the lenient decoder would also take
+    # padding, characters outside the alphabet and stray low bits in the last
+    # character, so that an altered token could still match.
+    if _BASE64URL.fullmatch(text) is None or len(text) % 4 == 1:
         return None
+    raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    return raw if _encode(raw) == text else None

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
-from itsdangerous import BadSignature, URLSafeTimedSerializer
+from itsdangerous import BadData, BadSignature, URLSafeTimedSerializer
+from itsdangerous.encoding import base64_decode, base64_encode
 
 from .errors import ConfigurationError
 
 #: Shortest SECRET_KEY accepted (characters).
 MIN_SECRET_KEY_LENGTH = 16
+# What URLSafeTimedSerializer makes: [.]payload.timestamp.signature in base64url
+# (the leading dot marks a compressed payload).
+_SIGNED = re.compile(r"\.?[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.([A-Za-z0-9_-]+)")
 
 
 def signing_keys(
@@ -40,9 +45,24 @@ class CookieSigner:
         return str(self._serializer.dumps(value))
 
     def verify(self, signed: str, max_age: int) -> str | None:
-        """Return the value if the signature holds under any key and is fresh."""
+        """Return the value if the signature holds under any key and is fresh.
+
+        Only the exact text :meth:`sign` makes is accepted. itsdangerous alone
+        would also take a signature with padding or other characters added,
+        or with other low bits in its last character.
+        """
+        match = _SIGNED.fullmatch(signed)
+        if match is None or not _is_canonical(match.group(1)):
+            return None
         try:
             value = self._serializer.loads(signed, max_age=max_age)
         except (BadSignature, UnicodeError, ValueError):
             return None
         return value if isinstance(value, str) else None
+
+
+def _is_canonical(segment: str) -> bool:
+    try:
+        return base64_encode(base64_decode(segment)) == segment.encode("ascii")
+    except BadData:
+        return False

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import math
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -81,6 +82,8 @@ class TokenSigner:
         """Return the claims of a valid token; raise :class:`TokenError` otherwise."""
         if len(token) > 8192:
             raise TokenError("token too long")
+        if not token.isascii():  # a JWT is base64url and dots
+            raise TokenError("malformed token")
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:
@@ -106,9 +109,9 @@ class TokenSigner:
             )
         except jwt.PyJWTError as exc:
             raise TokenError(type(exc).__name__) from exc
-        exp, iat = claims["exp"], claims["iat"]
-        if not all(isinstance(t, int | float) and not isinstance(t, bool) for t in (exp, iat)):
-            raise TokenError("exp and iat must be numbers")
+        exp, iat = _seconds(claims["exp"]), _seconds(claims["iat"])
+        if exp is None or iat is None:
+            raise TokenError("exp and iat must be finite numbers")
         now = self.clock()
         if verify_exp and exp + self.leeway <= now:
             raise TokenError("ExpiredSignatureError")
@@ -127,6 +130,21 @@ class TokenSigner:
             )
             keys.append({**jwk, "kid": key.kid, "alg": self.algorithm, "use": "sig"})
         return {"keys": keys}
+
+
+def _seconds(value: Any) -> float | None:
+    """Return a time claim as a finite float, or ``None``.
+
+    JSON lets a token carry ``NaN`` (which compares false with everything, so
+    it would never expire), ``Infinity``, and integers too large for a float.
+    """
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return None
+    try:
+        seconds = float(value)
+    except OverflowError:
+        return None
+    return seconds if math.isfinite(seconds) else None
 
 
 def new_jti() -> str:

@@ -99,7 +99,7 @@ def _secret(*, create: bool) -> str | None:
     session = current_session()
     secret: str | None
     if session.user_id is not None:
-        secret = session.meta.get("csrf")
+        secret = _valid(session.meta.get("csrf"))
         if secret is None and create:
             secret = csrf.new_secret()
             session.set_meta("csrf", secret)
@@ -108,10 +108,16 @@ def _secret(*, create: bool) -> str | None:
         signed = single_cookie(name)
         secret = None
         if signed is not None and len(signed) < 512:
-            secret = state.csrf_signer.verify(signed, max_age=COOKIE_MAX_AGE)
+            secret = _valid(state.csrf_signer.verify(signed, max_age=COOKIE_MAX_AGE))
         if secret is None and create:
             secret = csrf.new_secret()
             queue_cookie(name, state.csrf_signer.sign(secret))
     if secret is not None:
         g.setdefault(_SECRET, secret)
     return secret
+
+
+def _valid(secret: object) -> str | None:
+    # Whatever verified but is not a secret (only a SECRET_KEY holder could
+    # sign one) counts as no secret, and a new one is made when needed.
+    return secret if isinstance(secret, str) and csrf.is_secret(secret) else None

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from flask import g
 
-from ..core.ids import hash_token, store_key
+from ..core.ids import hash_token, is_session_id, store_key
 from ..core.records import SessionRecord
 from ..users import models as events
 from .client import client_meta
@@ -128,6 +128,10 @@ def _read_cookie(state: CoatCheckState) -> tuple[str, str] | None:
     if value is None or value.count(".") != 1:
         return None
     series, token = value.split(".")
+    # Both are token_urlsafe(32), shaped like a session ID; only a holder of
+    # SECRET_KEY could sign anything else, but it must not reach the store.
+    if not (is_session_id(series) and is_session_id(token)):
+        return None
     return series, token
 
 

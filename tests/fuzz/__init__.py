@@ -1,0 +1,1 @@
+"""Property-based fuzzing of everything that parses client input (hypothesis)."""
