@@ -56,20 +56,24 @@ def serve(instance: Path, *args: str, **env: str) -> Iterator[Served]:
     """Start ``coatcheck serve`` and stop it afterwards; no traceback may be logged."""
     port = free_port()
     environ = service_env(**env)
-    proc = subprocess.Popen(
-        [str(CLI), "serve", "--port", str(port), "--instance", str(instance), *args],
-        env=environ,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-    )
+    instance.mkdir(parents=True, exist_ok=True)
+    log = instance.parent / f"serve-{port}.log"  # a file: a pipe would fill up and block
+    with log.open("wb") as sink:
+        proc = subprocess.Popen(
+            [str(CLI), "serve", "--port", str(port), "--instance", str(instance), *args],
+            env=environ,
+            stdout=subprocess.DEVNULL,
+            stderr=sink,
+            start_new_session=True,
+        )
     try:
         wait_for_port(port, proc)
         yield Served(port, instance, environ, proc)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGTERM)
-        _, stderr = proc.communicate(timeout=20)
+        proc.wait(timeout=20)
+        stderr = log.read_bytes()
         assert b"Traceback" not in stderr, stderr.decode(errors="replace")
 
 

@@ -29,12 +29,13 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         app.config["SECRET_KEY"] = instance_secret_key(instance)
     CoatCheck(app)
 
-    from . import admin, api, http, inspect, ops, pages
+    from . import admin, api, http, inspect, openapi, ops, pages
 
     http.install(app)
     app.context_processor(lambda: {"lessons_enabled": app.config["COATCHECK_LESSONS"]})
     app.register_blueprint(api.blueprint)
     app.register_blueprint(ops.blueprint)
+    app.register_blueprint(openapi.blueprint)
     app.register_blueprint(pages.blueprint)
     app.register_blueprint(admin.blueprint)
     app.register_blueprint(inspect.blueprint)

@@ -1,0 +1,779 @@
+"""The OpenAPI 3.1 description of the JSON API, served at ``/openapi.json``.
+
+The document is built for the application that serves it: the cookie names
+follow its settings, and ``/metrics`` is described only when metrics are on.
+``tests/service/test_openapi.py`` checks that it describes every JSON route of
+the application and no other, and that real answers match it;
+``tests/service/test_schemathesis.py`` fuzzes a running service against it.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from importlib import metadata
+from typing import Any
+
+from flask import Blueprint, Response, current_app
+
+from ..ext import CoatCheck
+from ..ext.cookies import cookie_name
+from .api import MAX_OFFSET, MAX_PAGE
+
+blueprint = Blueprint("openapi", __name__)
+
+Schema = dict[str, Any]
+
+JSON = "application/json"
+_STR: Schema = {"type": "string"}
+_NULLABLE_STR: Schema = {"type": ["string", "null"]}
+_INT: Schema = {"type": "integer"}
+_BOOL: Schema = {"type": "boolean"}
+_TIME: Schema = {"type": "string", "format": "date-time"}
+_ROLES: Schema = {"type": "array", "items": _STR}
+#: The rules of ``coatcheck.users.validation`` and the password policy, as schemas.
+_USERNAME: Schema = {"type": "string", "pattern": "^[A-Za-z0-9._-]{3,64}$", "maxLength": 64}
+_NEW_PASSWORD: Schema = {"type": "string", "minLength": 12, "maxLength": 256}
+_ROLE: Schema = {"type": "string", "pattern": "^[a-z0-9_-]{1,32}$", "maxLength": 32}
+_EMAIL: Schema = {
+    "type": ["string", "null"],
+    "maxLength": 254,
+    "description": "One '@' with text on both sides, no spaces; empty or null for none.",
+}
+_TEXT: Schema = {"type": "string", "minLength": 1}
+_RETRY_AFTER = {"Retry-After": {"$ref": "#/components/headers/RetryAfter"}}
+
+# Security requirements: any one of the listed sets (each set: all of its schemes).
+Requirement = dict[str, list[str]]
+_SESSION: Requirement = {"sessionCookie": []}
+_SESSION_CSRF: Requirement = {"sessionCookie": [], "csrfToken": []}
+_ANONYMOUS_CSRF: Requirement = {"csrfCookie": [], "csrfToken": []}
+_BEARER: Requirement = {"bearerAuth": []}
+_READ = [_SESSION, _BEARER]
+_WRITE = [_SESSION_CSRF, _BEARER]
+
+
+def _ref(name: str) -> Schema:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _object(required: dict[str, Schema], optional: dict[str, Schema] | None = None) -> Schema:
+    """Return a closed object schema: ``required`` keys always present, ``optional`` may be."""
+    return {
+        "type": "object",
+        "properties": {**required, **(optional or {})},
+        "required": list(required),
+        "additionalProperties": False,
+    }
+
+
+def _body(required: dict[str, Schema], optional: dict[str, Schema] | None = None) -> Schema:
+    """Return a JSON request body; unknown keys are ignored, so it stays open."""
+    schema = _object(required, optional)
+    del schema["additionalProperties"]
+    return {"required": True, "content": {JSON: {"schema": schema}}}
+
+
+def _ok(description: str, schema: Schema | None = None, headers: Schema | None = None) -> Schema:
+    response: Schema = {"description": description}
+    if schema is not None:
+        response["content"] = {JSON: {"schema": schema}}
+    if headers:
+        response["headers"] = headers
+    return response
+
+
+def _error(
+    description: str, *codes: str, html: bool = False, headers: Schema | None = None
+) -> Schema:
+    """Return an error response: the shared shape, ``error`` one of ``codes``.
+
+    Outside ``/api/``, a client whose ``Accept`` prefers HTML gets a small page.
+    """
+    schema = {"allOf": [_ref("Error"), {"properties": {"error": {"enum": list(codes)}}}]}
+    content: Schema = {JSON: {"schema": schema}}
+    if html:
+        content["text/html"] = {"schema": _STR}
+    return _ok(description, headers=headers) | {"content": content}
+
+
+#: Responses shared by many operations, kept once in ``components/responses``.
+_RESPONSES: dict[str, Schema] = {
+    "Invalid": _error("The body or a parameter is malformed.", "invalid"),
+    "InvalidOrWeakPassword": _error(
+        "Malformed, or the password policy refuses the new password.", "invalid", "weak_password"
+    ),
+    "Unauthenticated": _error(
+        "Not logged in, or the bearer token is invalid, expired or revoked.",
+        "unauthenticated",
+        headers={"WWW-Authenticate": {"description": "With a bad bearer token.", "schema": _STR}},
+    ),
+    "InvalidCredentials": _error("Wrong username or password.", "invalid_credentials"),
+    "CsrfFailed": _error("The CSRF check failed; nothing was changed.", "csrf_failed"),
+    "Forbidden": _error("The user is not an admin.", "forbidden"),
+    "ForbiddenOrCsrfFailed": _error(
+        "The user is not an admin, or the CSRF check failed.", "forbidden", "csrf_failed"
+    ),
+    "UserNotFound": _error("No user has this ID.", "not_found"),
+    "TooLarge": _error("The body is larger than the server accepts.", "request_entity_too_large"),
+    "Throttled": _error(
+        "Too many failed logins for this account or address.", "throttled", headers=_RETRY_AFTER
+    ),
+    "StoreUnavailable": _error(
+        "A store cannot be reached: the request fails closed.",
+        "store_unavailable",
+        headers=_RETRY_AFTER,
+    ),
+    "StoreUnavailableOrPage": _error(
+        "A store cannot be reached: the request fails closed.",
+        "store_unavailable",
+        html=True,
+        headers=_RETRY_AFTER,
+    ),
+}
+
+
+def _shared(name: str) -> Schema:
+    if name not in _RESPONSES:
+        raise KeyError(name)
+    return {"$ref": f"#/components/responses/{name}"}
+
+
+_INVALID = _shared("Invalid")
+_UNAUTHENTICATED = _shared("Unauthenticated")
+_CSRF = _shared("CsrfFailed")
+_TOO_LARGE = _shared("TooLarge")
+_THROTTLED = _shared("Throttled")
+_UNAVAILABLE = _shared("StoreUnavailable")
+_UNAVAILABLE_OR_PAGE = _shared("StoreUnavailableOrPage")
+
+
+def _write_errors(*, login: bool = True) -> dict[str, Schema]:
+    """Return the errors of an unsafe, CSRF-checked operation (``login``: it needs a user)."""
+    errors = {"403": _CSRF, "413": _TOO_LARGE, "503": _UNAVAILABLE}
+    if login:
+        errors["401"] = _UNAUTHENTICATED
+    return errors
+
+
+def _admin_errors(*, write: bool) -> dict[str, Schema]:
+    errors = {
+        "401": _UNAUTHENTICATED,
+        "403": _shared("ForbiddenOrCsrfFailed" if write else "Forbidden"),
+        "503": _UNAVAILABLE,
+    }
+    if write:
+        errors["413"] = _TOO_LARGE
+    return errors
+
+
+def _operation(
+    operation_id: str,
+    summary: str,
+    tag: str,
+    responses: dict[str, Schema],
+    *,
+    security: list[Requirement] | None = None,
+    body: Schema | None = None,
+    parameters: list[Schema] | None = None,
+) -> Schema:
+    operation: Schema = {
+        "operationId": operation_id,
+        "summary": summary,
+        "tags": [tag],
+        "responses": dict(sorted(responses.items())),
+    }
+    if security is not None:
+        operation["security"] = security
+    if body is not None:
+        operation["requestBody"] = body
+    if parameters:
+        operation["parameters"] = parameters
+    return operation
+
+
+def _query_int(name: str, description: str, **limits: int) -> Schema:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "description": description,
+        "schema": {"type": "integer", **limits},
+    }
+
+
+_PAGE = [
+    _query_int("offset", "Rows to skip.", minimum=0, maximum=MAX_OFFSET, default=0),
+    _query_int("limit", "Rows to return.", minimum=1, maximum=MAX_PAGE, default=50),
+]
+_USER_ID = {"name": "user_id", "in": "path", "required": True, "schema": {**_INT, "minimum": 1}}
+_NOT_FOUND_USER = _shared("UserNotFound")
+
+
+def _auth_paths() -> dict[str, Schema]:
+    user_reply = _object({"user": _ref("User")})
+    return {
+        "/api/csrf": {
+            "get": _operation(
+                "getCsrfToken",
+                "A CSRF token for the caller (and, if anonymous, the double-submit cookie).",
+                "auth",
+                {
+                    "200": _ok("A fresh masked token.", _object({"csrf_token": _STR})),
+                    "503": _UNAVAILABLE,
+                },
+                security=[{}, _SESSION],
+            )
+        },
+        "/api/register": {
+            "post": _operation(
+                "register",
+                "Create an account and log it in (a new session).",
+                "auth",
+                {
+                    "201": _ok("Created and logged in.", user_reply),
+                    "400": _shared("InvalidOrWeakPassword"),
+                    "409": _error("The username is taken.", "username_taken"),
+                    **_write_errors(login=False),
+                },
+                security=[_ANONYMOUS_CSRF, _SESSION_CSRF],
+                body=_body({"username": _USERNAME, "password": _NEW_PASSWORD}, {"email": _EMAIL}),
+            )
+        },
+        "/api/login": {
+            "post": _operation(
+                "login",
+                "Log in: a new session cookie (and a remember-me cookie on request).",
+                "auth",
+                {
+                    "200": _ok("Logged in.", user_reply),
+                    "400": _INVALID,
+                    "401": _shared("InvalidCredentials"),
+                    "429": _THROTTLED,
+                    **_write_errors(login=False),
+                },
+                security=[_ANONYMOUS_CSRF, _SESSION_CSRF],
+                body=_body({"username": _TEXT, "password": _TEXT}, {"remember": _BOOL}),
+            )
+        },
+        "/api/logout": {
+            "post": _operation(
+                "logout",
+                "End this session (or this token family); the cookie is cleared.",
+                "auth",
+                {"204": _ok("Logged out."), **_write_errors(login=False)},
+                security=[_SESSION_CSRF, _BEARER, _ANONYMOUS_CSRF],
+            )
+        },
+        "/api/me": {
+            "get": _operation(
+                "getMe",
+                "Who am I, and this session.",
+                "account",
+                {
+                    "200": _ok("The user and this session.", _ref("Me")),
+                    "401": _UNAUTHENTICATED,
+                    "503": _UNAVAILABLE,
+                },
+                security=_READ,
+            )
+        },
+        "/api/password": {
+            "post": _operation(
+                "changePassword",
+                "Change the password: this session gets a new ID, the others end.",
+                "account",
+                {
+                    "204": _ok("Changed."),
+                    "400": _shared("InvalidOrWeakPassword"),
+                    "429": _THROTTLED,
+                    **_write_errors(),
+                    "401": _error(
+                        "Not logged in, or the current password is wrong.",
+                        "unauthenticated",
+                        "invalid_credentials",
+                    ),
+                },
+                security=_WRITE,
+                body=_body({"current_password": _TEXT, "new_password": _NEW_PASSWORD}),
+            )
+        },
+    }
+
+
+def _session_paths() -> dict[str, Schema]:
+    handle = {"name": "handle", "in": "path", "required": True, "schema": {**_STR, "minLength": 1}}
+    return {
+        "/api/sessions": {
+            "get": _operation(
+                "listSessions",
+                "My live sessions and token families (devices).",
+                "account",
+                {
+                    "200": _ok("Oldest first.", _object({"sessions": _list("Device")})),
+                    "401": _UNAUTHENTICATED,
+                    "503": _UNAVAILABLE,
+                },
+                security=_READ,
+            ),
+            "delete": _operation(
+                "revokeOtherSessions",
+                "End every other session and token family of mine.",
+                "account",
+                {"204": _ok("Revoked."), **_write_errors()},
+                security=_WRITE,
+            ),
+        },
+        "/api/sessions/{handle}": {
+            "delete": _operation(
+                "revokeSession",
+                "End one of my sessions or token families by its handle.",
+                "account",
+                {
+                    "204": _ok("Revoked."),
+                    "404": _error("You have no session with that handle.", "not_found"),
+                    **_write_errors(),
+                },
+                security=_WRITE,
+                parameters=[handle],
+            )
+        },
+    }
+
+
+def _token_paths() -> dict[str, Schema]:
+    pair = _ok("A new token pair; never cached.", _ref("TokenPair"))
+    invalid_token = _error("The token is invalid, expired, spent or revoked.", "invalid_token")
+    body_errors = {"400": _INVALID, "413": _TOO_LARGE, "503": _UNAVAILABLE}
+    return {
+        "/api/token": {
+            "post": _operation(
+                "issueTokens",
+                "Trade a username and password for an access and a refresh token.",
+                "tokens",
+                {
+                    "200": pair,
+                    "401": _shared("InvalidCredentials"),
+                    "429": _THROTTLED,
+                    **body_errors,
+                },
+                body=_body({"username": _TEXT, "password": _TEXT}),
+            )
+        },
+        "/api/token/refresh": {
+            "post": _operation(
+                "refreshTokens",
+                "Spend a refresh token for a new pair (reuse revokes the family).",
+                "tokens",
+                {"200": pair, "401": invalid_token, **body_errors},
+                body=_body({"refresh_token": {**_STR, "minLength": 20, "maxLength": 128}}),
+            )
+        },
+        "/api/token/revoke": {
+            "post": _operation(
+                "revokeToken",
+                "Revoke a refresh token (its family) or an access token; unknown ones "
+                "are ignored (RFC 7009). With cookies, the CSRF token is needed.",
+                "tokens",
+                {"204": _ok("Revoked, or ignored."), "403": _CSRF, **body_errors},
+                security=[{}, _SESSION_CSRF],
+                body=_body({"token": _TEXT}),
+            )
+        },
+    }
+
+
+def _admin_paths() -> dict[str, Schema]:
+    return {
+        "/api/admin/users": {
+            "get": _operation(
+                "listUsers",
+                "Admin: a page of users in order of ID.",
+                "admin",
+                {
+                    "200": _ok("A page of users.", _page("users", "FullUser")),
+                    "400": _INVALID,
+                    **_admin_errors(write=False),
+                },
+                security=_READ,
+                parameters=_PAGE,
+            )
+        },
+        "/api/admin/users/{user_id}/roles": {
+            "post": _operation(
+                "setUserRoles",
+                "Admin: replace a user's roles (in their live sessions too).",
+                "admin",
+                {
+                    "200": _ok("The updated user.", _object({"user": _ref("FullUser")})),
+                    "400": _INVALID,
+                    "404": _NOT_FOUND_USER,
+                    **_admin_errors(write=True),
+                },
+                security=_WRITE,
+                parameters=[_USER_ID],
+                body=_body({"roles": {"type": "array", "items": _ROLE}}),
+            )
+        },
+        "/api/admin/users/{user_id}/sessions": {
+            "delete": _operation(
+                "revokeUserSessions",
+                "Admin: log a user out everywhere (sessions, token families, remember-me).",
+                "admin",
+                {"204": _ok("Revoked."), "404": _NOT_FOUND_USER, **_admin_errors(write=True)},
+                security=_WRITE,
+                parameters=[_USER_ID],
+            )
+        },
+        "/api/admin/sessions": {
+            "get": _operation(
+                "listAllSessions",
+                "Admin: live sessions of all users, most recently seen first.",
+                "admin",
+                {
+                    "200": _ok("Sessions.", _object({"sessions": _list("AdminDevice")})),
+                    **_admin_errors(write=False),
+                },
+                security=_READ,
+            )
+        },
+        "/api/admin/audit": {
+            "get": _operation(
+                "listAuditEvents",
+                "Admin: the audit log, newest first, paged.",
+                "admin",
+                {
+                    "200": _ok("A page of events.", _page("events", "AuditEvent")),
+                    "400": _INVALID,
+                    **_admin_errors(write=False),
+                },
+                security=_READ,
+                parameters=[*_PAGE, _query_int("user_id", "Only this user's events.")],
+            )
+        },
+    }
+
+
+def _ops_paths(*, metrics: bool) -> dict[str, Schema]:
+    def get(operation_id: str, summary: str, responses: dict[str, Schema], **kw: Any) -> Schema:
+        return {"get": _operation(operation_id, summary, "operations", responses, **kw)}
+
+    paths = {
+        "/api/inspect": get(
+            "inspect",
+            "What the browser sent and what the server keeps; secrets masked.",
+            {"200": _ok("The inspector's report.", _ref("Inspection")), "503": _UNAVAILABLE},
+            security=[{}, _SESSION, _BEARER],
+        ),
+        "/auth/verify": get(
+            "verify",
+            "Forward auth for nginx auth_request and Traefik ForwardAuth.",
+            {
+                "200": _ok(
+                    "Authenticated; who it is, in headers (roles comma-separated).",
+                    headers={
+                        name: {"required": True, "schema": _STR}
+                        for name in ("X-Auth-User", "X-Auth-User-Id", "X-Auth-Roles")
+                    },
+                ),
+                "401": _error("Not logged in.", "unauthenticated", html=True),
+                "503": _UNAVAILABLE_OR_PAGE,
+            },
+            security=_READ,
+        ),
+        "/.well-known/jwks.json": get(
+            "jwks",
+            "The public keys of access tokens (EdDSA or RS256).",
+            {
+                "200": _ok(
+                    "A JWK Set.", _object({"keys": {"type": "array", "items": {"type": "object"}}})
+                ),
+                "404": _error(
+                    "Tokens are signed with a secret key (HS256).", "not_found", html=True
+                ),
+                "503": _UNAVAILABLE_OR_PAGE,
+            },
+        ),
+        "/healthz": get(
+            "healthz",
+            "Liveness.",
+            {
+                "200": _ok("Alive.", _object({"status": {"const": "ok"}})),
+                "503": _UNAVAILABLE_OR_PAGE,
+            },
+        ),
+        "/readyz": get(
+            "readyz",
+            "Readiness: the session store and the user database answer.",
+            {
+                "200": _ok("Ready.", _ref("Readiness")),
+                "503": {
+                    "description": "A store is unavailable.",
+                    "content": {
+                        JSON: {"schema": {"anyOf": [_ref("Readiness"), _ref("Error")]}},
+                        "text/html": {"schema": _STR},
+                    },
+                },
+            },
+        ),
+        "/openapi.json": get(
+            "openapi",
+            "This document.",
+            {"200": _ok("OpenAPI 3.1.", {"type": "object", "required": ["openapi", "paths"]})},
+        ),
+    }
+    if metrics:
+        paths["/metrics"] = get(
+            "metrics",
+            "Prometheus metrics (coatcheck serve --metrics).",
+            {
+                "200": {
+                    "description": "The Prometheus text exposition format.",
+                    "content": {"text/plain": {"schema": _STR}},
+                },
+                "503": _UNAVAILABLE_OR_PAGE,
+            },
+        )
+    return paths
+
+
+def _list(name: str) -> Schema:
+    return {"type": "array", "items": _ref(name)}
+
+
+def _page(key: str, item: str) -> Schema:
+    return _object({key: _list(item), "total": _INT, "offset": _INT, "limit": _INT})
+
+
+_DEVICE = {
+    "handle": _STR,
+    "kind": {**_STR, "description": "session, token (a token family) or remember"},
+    "created_at": _TIME,
+    "last_seen_at": _TIME,
+    "expires_at": _TIME,
+    "ip": _NULLABLE_STR,
+    "user_agent": _NULLABLE_STR,
+    "current": _BOOL,
+}
+_USER = {"id": _INT, "username": _STR, "roles": _ROLES}
+_NULLABLE_TIME: Schema = {"type": ["string", "null"], "format": "date-time"}
+
+
+def _inspection() -> Schema:
+    cookie = _object(
+        {
+            "name": _STR,
+            "value": {**_STR, "description": "Masked for secret cookies."},
+            "masked": _BOOL,
+            "size": _INT,
+            "percent": {"type": "number"},
+            "over_limit": _BOOL,
+            "duplicate": _BOOL,
+            "coatcheck": {
+                "type": ["string", "null"],
+                "enum": ["session", "remember", "csrf", None],
+            },
+        }
+    )
+    attribute = _object({"attribute": _STR, "meaning": _STR})
+    own_cookie = _object(
+        {
+            "name": _STR,
+            "role": {"enum": ["session", "remember", "csrf"]},
+            "purpose": _STR,
+            "sent": _BOOL,
+            "attributes": {"type": "array", "items": attribute},
+        }
+    )
+    user = {"oneOf": [{"type": "null"}, _object({"id": _STR, "username": _STR, "roles": _ROLES})]}
+    session = _object(
+        {
+            "stored": _BOOL,
+            "handle": _NULLABLE_STR,
+            "created_at": _NULLABLE_TIME,
+            "last_seen_at": _NULLABLE_TIME,
+            "expires_at": _NULLABLE_TIME,
+            "permanent": _BOOL,
+            "user": user,
+            "data": {"type": "object"},
+        }
+    )
+    return _object(
+        {
+            "cookie_limit": _INT,
+            "cookie_count": _INT,
+            "header_size": _INT,
+            "cookies": {"type": "array", "items": cookie},
+            "cookies_not_shown": _INT,
+            "coatcheck_cookies": {"type": "array", "items": own_cookie},
+            "session": session,
+        }
+    )
+
+
+def _schemas() -> dict[str, Schema]:
+    return {
+        "Error": {
+            **_object({"error": _STR, "message": _STR}),
+            "description": "Every error of the API: a stable code and a human message.",
+        },
+        "User": _object(_USER),
+        "FullUser": _object(
+            {**_USER, "email": _NULLABLE_STR, "created_at": _TIME, "disabled": _BOOL}
+        ),
+        "Me": _object(
+            {
+                "user": _object({**_USER, "id": {"type": ["integer", "string"]}}),
+                "session": _object(
+                    {"handle": _STR},
+                    {"created_at": _TIME, "last_seen_at": _TIME, "expires_at": _TIME},
+                ),
+            }
+        ),
+        "Device": _object(_DEVICE),
+        "AdminDevice": _object({**_DEVICE, "user_id": _NULLABLE_STR}),
+        "TokenPair": _object(
+            {
+                "access_token": {**_STR, "description": "A JWT; send it as Authorization: Bearer."},
+                "token_type": {"const": "Bearer"},
+                "expires_in": {**_INT, "description": "Seconds the access token is valid."},
+                "refresh_token": {**_STR, "description": "Works once; store it safely."},
+            }
+        ),
+        "AuditEvent": _object(
+            {
+                "id": _INT,
+                "at": _TIME,
+                "event": _STR,
+                "user_id": {"type": ["integer", "null"]},
+                "username": _NULLABLE_STR,
+                "ip": _NULLABLE_STR,
+                "user_agent": _NULLABLE_STR,
+                "session_handle": _NULLABLE_STR,
+                "detail": {"type": ["object", "null"]},
+            }
+        ),
+        "Readiness": _object(
+            {
+                "status": {"enum": ["ready", "unavailable"]},
+                "checks": _object(
+                    {name: {"enum": ["ok", "unavailable"]} for name in ("sessions", "users")}
+                ),
+            }
+        ),
+        "Inspection": _inspection(),
+    }
+
+
+def _security_schemes(session_cookie: str, csrf_cookie: str) -> dict[str, Schema]:
+    return {
+        "sessionCookie": {
+            "type": "apiKey",
+            "in": "cookie",
+            "name": session_cookie,
+            "description": "The session cookie set by login or register.",
+        },
+        "csrfToken": {
+            "type": "apiKey",
+            "in": "header",
+            "name": "X-CSRF-Token",
+            "description": "Needed on every unsafe request that carries cookies: GET /api/csrf "
+            "gives one. Login rotates the session: fetch a fresh token after it.",
+        },
+        "csrfCookie": {
+            "type": "apiKey",
+            "in": "cookie",
+            "name": csrf_cookie,
+            "description": "The signed double-submit cookie GET /api/csrf gives an anonymous "
+            "client, which the CSRF token of its login or register is checked against.",
+        },
+        "bearerAuth": {
+            "type": "http",
+            "scheme": "bearer",
+            "bearerFormat": "JWT",
+            "description": "An access token from POST /api/token. Requests with a bearer "
+            "token and no cookie need no CSRF token.",
+        },
+    }
+
+
+_DESCRIPTION = """\
+coatcheck's JSON API. Every error is `{"error": code, "message": text}`.
+
+Unsafe requests (POST, PUT, PATCH, DELETE) that carry cookies, and login and
+register, need a CSRF token in `X-CSRF-Token` (or form field `csrf_token`):
+GET /api/csrf gives one. Requests with `Authorization: Bearer` and no cookie
+need none. Any other method on a described path gets 405 (with `Allow`), any
+other path under /api/ gets 404, both in the error shape. A request with a
+session cookie while the session store is unreachable gets 503."""
+
+
+def build_document(
+    *,
+    session_cookie: str = "__Host-session",
+    csrf_cookie: str = "__Host-csrf",
+    metrics: bool = False,
+) -> dict[str, Any]:
+    """Return the OpenAPI document of the JSON API.
+
+    :param session_cookie: the session cookie's name, as configured.
+    :param csrf_cookie: the name of the anonymous double-submit CSRF cookie.
+    :param metrics: describe ``/metrics`` (only served with metrics on).
+    """
+    try:
+        version = metadata.version("coatcheck")
+    except metadata.PackageNotFoundError:  # pragma: no cover - running from a bare checkout
+        version = "0+unknown"
+    document = {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "coatcheck",
+            "version": version,
+            "description": _DESCRIPTION,
+            "license": {"name": "MIT", "identifier": "MIT"},
+        },
+        "tags": [{"name": name} for name in ("auth", "account", "tokens", "admin", "operations")],
+        "paths": {
+            **_auth_paths(),
+            **_session_paths(),
+            **_token_paths(),
+            **_admin_paths(),
+            **_ops_paths(metrics=metrics),
+        },
+        "components": {
+            "schemas": _schemas(),
+            "responses": _RESPONSES,
+            "headers": {
+                "RetryAfter": {
+                    "description": "Seconds to wait before trying again.",
+                    "required": True,
+                    "schema": {"type": "integer", "minimum": 0},
+                }
+            },
+            "securitySchemes": _security_schemes(session_cookie, csrf_cookie),
+        },
+    }
+    # A deep copy: the tables above are shared by many operations and must not change.
+    copied: dict[str, Any] = json.loads(json.dumps(document))
+    return copied
+
+
+@functools.cache
+def _document_text(session_cookie: str, csrf_cookie: str, metrics: bool) -> str:
+    return json.dumps(
+        build_document(session_cookie=session_cookie, csrf_cookie=csrf_cookie, metrics=metrics)
+    )
+
+
+@blueprint.get("/openapi.json")
+def document() -> Response:
+    """Return the OpenAPI description of this application's JSON API."""
+    settings = CoatCheck.state().settings
+    text = _document_text(
+        settings.session_cookie_name,
+        cookie_name(settings, "csrf"),
+        bool(current_app.config.get("COATCHECK_METRICS")),
+    )
+    response = Response(text, mimetype=JSON)
+    response.headers["Cache-Control"] = "public, max-age=300"
+    return response

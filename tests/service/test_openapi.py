@@ -1,0 +1,269 @@
+"""``GET /openapi.json``: a valid OpenAPI 3.1 document naming every JSON route, and no other."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import schemathesis
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
+from flask import Flask
+from openapi_spec_validator import OpenAPIV31SpecValidator, validate
+from openapi_spec_validator.validation.exceptions import OpenAPIValidationError
+from schemathesis.checks import (
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+from werkzeug.test import TestResponse
+
+from coatcheck.service import api
+from coatcheck.service.openapi import build_document
+
+from ..ext.auth_app import Browser
+from ..ext.helpers import https_client
+from .conftest import PASSWORD, add_user
+
+#: Routes outside /api/ that belong to the JSON API.
+JSON_ROUTES = {
+    "/auth/verify",
+    "/healthz",
+    "/readyz",
+    "/.well-known/jwks.json",
+    "/metrics",
+    "/openapi.json",
+}
+#: Methods Flask answers by itself on every route.
+AUTOMATIC_METHODS = {"HEAD", "OPTIONS"}
+_CONVERTER = re.compile(r"<(?:[^<>:]+:)?([^<>]+)>")
+
+
+def routed_operations(app: Flask) -> set[tuple[str, str]]:
+    """Return (method, OpenAPI path) of every JSON API route of ``app``."""
+    found = set()
+    for rule in app.url_map.iter_rules():
+        if not (rule.rule.startswith("/api/") or rule.rule in JSON_ROUTES):
+            continue
+        path = _CONVERTER.sub(r"{\1}", rule.rule)
+        found |= {(method, path) for method in (rule.methods or set()) - AUTOMATIC_METHODS}
+    return found
+
+
+def described_operations(document: dict[str, Any]) -> set[tuple[str, str]]:
+    return {
+        (method.upper(), path)
+        for path, item in document["paths"].items()
+        for method in item
+        if method in ("get", "put", "post", "delete", "patch")
+    }
+
+
+def served_document(app: Flask) -> dict[str, Any]:
+    response = https_client(app).get("/openapi.json")
+    assert response.status_code == 200 and response.mimetype == "application/json"
+    document: dict[str, Any] = response.json  # type: ignore[assignment]
+    return document
+
+
+@pytest.mark.parametrize("metrics", [False, True])
+def test_every_json_route_is_described_and_nothing_else(
+    make_service: Callable[..., Flask], metrics: bool
+) -> None:
+    app = make_service(COATCHECK_METRICS=metrics)
+    routed = routed_operations(app)
+    described = described_operations(served_document(app))
+    assert routed - described == set(), "routes missing from the document"
+    assert described - routed == set(), "described operations the app does not have"
+    assert (("GET", "/metrics") in described) is metrics
+    assert ("POST", "/api/admin/users/{user_id}/roles") in routed  # converters are translated
+
+
+@pytest.mark.parametrize("metrics", [False, True])
+def test_the_document_is_valid_openapi_3_1(metrics: bool) -> None:
+    document = build_document(metrics=metrics)
+    assert document["openapi"].startswith("3.1.")
+    validate(document, cls=OpenAPIV31SpecValidator)
+
+
+def test_an_invalid_document_is_refused() -> None:
+    # The validator is not a rubber stamp: an undefined path parameter fails.
+    document = build_document()
+    del document["paths"]["/api/sessions/{handle}"]["delete"]["parameters"]
+    with pytest.raises(OpenAPIValidationError, match="handle"):
+        validate(document, cls=OpenAPIV31SpecValidator)
+
+
+def test_every_error_response_has_the_error_shape() -> None:
+    document = build_document(metrics=True)
+    responses = document["components"]["responses"]
+    error = {"$ref": "#/components/schemas/Error"}
+    checked = 0
+    for item in document["paths"].values():
+        for operation in item.values():
+            for status, response in operation["responses"].items():
+                if int(status) < 400:
+                    continue
+                if "$ref" in response:
+                    response = responses[response["$ref"].rsplit("/", 1)[1]]
+                schema = response["content"]["application/json"]["schema"]
+                assert error in schema.get("allOf", schema.get("anyOf", [])), (status, schema)
+                checked += 1
+    assert checked > 50
+    assert document["components"]["schemas"]["Error"]["required"] == ["error", "message"]
+
+
+def test_the_served_document_follows_the_cookie_settings(
+    make_service: Callable[..., Flask],
+) -> None:
+    schemes = served_document(make_service())["components"]["securitySchemes"]
+    assert schemes["sessionCookie"]["name"] == "__Host-session"
+    assert schemes["csrfCookie"]["name"] == "__Host-csrf"
+    assert schemes["csrfToken"] == {**schemes["csrfToken"], "in": "header", "name": "X-CSRF-Token"}
+    assert schemes["bearerAuth"]["scheme"] == "bearer"
+    insecure = make_service(COATCHECK_COOKIE_SECURE=False, COATCHECK_COOKIE_NAME="ticket")
+    schemes = served_document(insecure)["components"]["securitySchemes"]
+    assert (schemes["sessionCookie"]["name"], schemes["csrfCookie"]["name"]) == ("ticket", "csrf")
+
+
+def test_the_limits_are_the_code_s() -> None:
+    document = build_document()
+    [offset, limit] = document["paths"]["/api/admin/users"]["get"]["parameters"]
+    assert (offset["schema"]["maximum"], limit["schema"]["maximum"]) == (
+        api.MAX_OFFSET,
+        api.MAX_PAGE,
+    )
+    register = document["paths"]["/api/register"]["post"]["requestBody"]
+    password = register["content"]["application/json"]["schema"]["properties"]["password"]
+    assert (password["minLength"], password["maxLength"]) == (12, 256)
+
+
+# -- what the service answers is what the document says -----------------------
+#
+# The fuzzer (test_schemathesis.py) cannot guess a password or a refresh token,
+# so the successful answers behind them are checked here, in process.
+
+CHECKS = [
+    status_code_conformance,
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+]
+
+
+class Conformance:
+    """Check responses of an app against the document it serves."""
+
+    def __init__(self, app: Flask) -> None:
+        self.schema = schemathesis.openapi.from_dict(served_document(app))
+        self.seen: set[tuple[str, str, int]] = set()
+
+    def __call__(
+        self, method: str, path: str, response: TestResponse, status: int, **params: Any
+    ) -> TestResponse:
+        assert response.status_code == status, response.get_data(as_text=True)
+        case = self.schema[path][method].Case(path_parameters=params or None)
+        case.validate_response(response, checks=CHECKS)
+        self.seen.add((method, path, status))
+        return response
+
+
+def test_successful_answers_conform(make_service: Callable[..., Flask]) -> None:
+    app = make_service(COATCHECK_METRICS=True)
+    check = Conformance(app)
+    root_id = add_user(app, "root", "admin")
+    http = https_client(app, use_cookies=False)
+    check("GET", "/api/csrf", http.get("/api/csrf"), 200)
+
+    alice = Browser(app)
+    alice.csrf()
+    body = {"username": "alice", "password": PASSWORD, "email": "alice@example.com"}
+    check("POST", "/api/register", alice.post("/api/register", body), 201)
+    alice.csrf()
+    phone = Browser(app)
+    check("POST", "/api/login", phone.login("alice", PASSWORD, remember=True), 200)
+    check("GET", "/api/me", alice.get("/api/me"), 200)
+
+    credentials = {"username": "alice", "password": PASSWORD}
+    issued = check("POST", "/api/token", http.post("/api/token", json=credentials), 200).json
+    assert issued is not None
+    refresh = {"refresh_token": issued["refresh_token"]}
+    pair = check("POST", "/api/token/refresh", http.post("/api/token/refresh", json=refresh), 200)
+    bearer = {"Authorization": f"Bearer {pair.json['access_token']}"}  # type: ignore[index]
+    check("GET", "/api/me", https_client(app).get("/api/me", headers=bearer), 200)
+    sessions = check("GET", "/api/sessions", alice.get("/api/sessions"), 200).json
+    assert sessions is not None and len(sessions["sessions"]) == 3
+    handle = next(s["handle"] for s in sessions["sessions"] if s["kind"] == "token")
+    revoked = alice.client.delete(f"/api/sessions/{handle}", headers=alice.headers())
+    check("DELETE", "/api/sessions/{handle}", revoked, 204, handle=handle)
+    token = {"token": pair.json["access_token"]}  # type: ignore[index]
+    check("POST", "/api/token/revoke", http.post("/api/token/revoke", json=token), 204)
+    new = {"current_password": PASSWORD, "new_password": "another fine passphrase"}
+    check("POST", "/api/password", alice.post("/api/password", new), 204)
+    alice.csrf()
+    check(
+        "DELETE",
+        "/api/sessions",
+        alice.client.delete("/api/sessions", headers=alice.headers()),
+        204,
+    )
+
+    root = Browser(app)
+    root.login("root", PASSWORD)
+    root.get("/sessions/hello")  # a lesson puts data in the session
+    check("GET", "/api/inspect", root.get("/api/inspect"), 200)
+    check("GET", "/api/admin/users", root.get("/api/admin/users?limit=5"), 200)
+    roles = root.post("/api/admin/users/2/roles", {"roles": ["editor"]})
+    check("POST", "/api/admin/users/{user_id}/roles", roles, 200, user_id=2)
+    check("GET", "/api/admin/sessions", root.get("/api/admin/sessions"), 200)
+    audit = root.get(f"/api/admin/audit?user_id={root_id}&limit=3")
+    check("GET", "/api/admin/audit", audit, 200)
+    ended = root.client.delete("/api/admin/users/2/sessions", headers=root.headers())
+    check("DELETE", "/api/admin/users/{user_id}/sessions", ended, 204, user_id=2)
+
+    check("GET", "/auth/verify", root.get("/auth/verify"), 200)
+    page = http.get("/auth/verify", headers={"Accept": "text/html"})
+    assert check("GET", "/auth/verify", page, 401).mimetype == "text/html"
+    check(
+        "GET", "/auth/verify", http.get("/auth/verify", headers={"Accept": "application/json"}), 401
+    )
+    for path in ("/healthz", "/readyz", "/metrics", "/openapi.json"):
+        check("GET", path, http.get(path), 200)
+    check("GET", "/.well-known/jwks.json", http.get("/.well-known/jwks.json"), 404)
+    check("POST", "/api/logout", root.post("/api/logout"), 204)
+
+    successes = {(m, p) for m, p, status in check.seen if status < 300}
+    assert successes == described_operations(served_document(app)) - {
+        ("GET", "/.well-known/jwks.json")  # 200 with a key pair: below
+    }
+
+
+def test_jwks_conforms(make_service: Callable[..., Flask], tmp_path: Any) -> None:
+    key = ed25519.Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    (tmp_path / "jwt.pem").write_bytes(key)
+    app = make_service(
+        COATCHECK_JWT_ALGORITHM="EdDSA", COATCHECK_JWT_PRIVATE_KEY=str(tmp_path / "jwt.pem")
+    )
+    Conformance(app)(
+        "GET", "/.well-known/jwks.json", https_client(app).get("/.well-known/jwks.json"), 200
+    )
+
+
+def test_store_failures_conform(make_service: Callable[..., Flask], private_redis: Any) -> None:
+    app = make_service(COATCHECK_STORE_URL=private_redis.url)
+    check = Conformance(app)
+    add_user(app, "alice")
+    browser = Browser(app)
+    assert browser.login("alice", PASSWORD).status_code == 200
+    private_redis.stop()
+    check("GET", "/readyz", https_client(app).get("/readyz"), 503)
+    failed = check("GET", "/api/me", browser.get("/api/me"), 503)
+    assert failed.json == {**failed.json, "error": "store_unavailable"}  # type: ignore[dict-item]
+    check("POST", "/api/logout", browser.post("/api/logout"), 503)
+    page = browser.get("/healthz", headers={"Accept": "text/html"})
+    assert check("GET", "/healthz", page, 503).mimetype == "text/html"
