@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip install -q --disable-pip-version-check
 
-.PHONY: run test lint typecheck unit chromium wrk bench fuzz clean
+.PHONY: run test lint typecheck unit chromium wrk bench load fuzz clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -67,6 +67,10 @@ wrk:
 # Figures, never part of `make test`:  make bench [BENCH_ARGS="--quick --json bench.json"]
 bench: $(BENCH_VENV)/.installed wrk
 	$(BENCH_VENV)/bin/python -m benchmarks $(BENCH_ARGS)
+
+# A bounded load test (about 70 s), never part of `make test`:  make load [LOAD_ARGS="--clients 200 --seconds 60"]
+load: $(VENV)/.installed
+	$(BIN)/python -m benchmarks.load $(LOAD_ARGS)
 
 # Coverage-guided fuzzing, never part of `make test`:  make fuzz [FUZZ_SECONDS=600] [FUZZ_TARGETS=json_api]
 FUZZ_SECONDS ?= 60

@@ -29,11 +29,14 @@ def authenticate(username: str, password: str) -> User:
     """
     state = CoatCheck.state()
     address = client_address()
+    # The user first: when the database cannot be reached, the attempt ends
+    # (503) before it takes one of the account's slots, which only a success
+    # gives back; an outage must not lock every account that tried meanwhile.
+    user = state.users.get_by_username(username) if len(username) <= _MAX_USERNAME else None
     wait = state.throttle.reserve(username, address)
     if wait is not None:
         state.audit(events.LOGIN_THROTTLED, username=username[:_MAX_USERNAME])
         raise Throttled(wait)
-    user = state.users.get_by_username(username) if len(username) <= _MAX_USERNAME else None
     if user is None:
         state.hasher.dummy_verify(password)
         valid, new_hash = False, None
@@ -47,9 +50,9 @@ def authenticate(username: str, password: str) -> User:
             username=username[:_MAX_USERNAME],
         )
         raise InvalidCredentials()
+    state.throttle.succeeded(username)  # the password is right, whatever fails next
     if new_hash is not None:
         user = state.users.set_password_hash(user.id, new_hash)
-    state.throttle.succeeded(username)
     return user
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from flask import Blueprint, Response, jsonify
 
 from ..core.errors import StoreUnavailable
@@ -45,7 +47,12 @@ def healthz() -> Response:
 def readyz() -> Response:
     state = CoatCheck.state()
     checks: dict[str, str] = {}
-    for name, ping in (("sessions", state.store.ping), ("users", state.users.ping)):
+    probes: dict[str, Callable[[], None]] = {
+        "sessions": state.store.ping,
+        # ``state.users`` opens the user store at a worker's first use: inside the try.
+        "users": lambda: state.users.ping(),
+    }
+    for name, ping in probes.items():
         try:
             ping()
             checks[name] = "ok"

@@ -6,8 +6,9 @@ and Redis tells it about every change to a session hash under the store's
 prefix, made by any client of any instance. Before every read the pending
 messages are drained, without blocking, so a change made anywhere has
 evicted the cached copy by the time the next request looks: an authenticated
-read costs no round trip, and a revocation on any instance takes effect at
-the next request on every other.
+read costs no round trip (a process sends one ``PING`` per
+:data:`LIVENESS_SECONDS` at most, below), and a revocation on any instance
+takes effect at the next request on every other.
 
 Safety rules:
 
@@ -16,12 +17,20 @@ Safety rules:
   read), and every message evicts;
 - if the invalidation connection fails or closes, the whole cache is
   dropped and caching stops until a new connection is subscribed;
+- a silent connection is not taken for a quiet one: a hit is served only
+  when Redis answered a ``PING`` on it sent less than
+  :data:`LIVENESS_SECONDS` ago, and asked again first otherwise. A server
+  that stops answering (stopped, hung, cut off behind a proxy that still
+  holds the connection open) sends no invalidation and closes nothing; without
+  this check its sessions would be served from the cache for as long as it
+  stayed away, instead of failing closed;
 - after a fork (gunicorn workers) the cache and connection are rebuilt.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import threading
 import time
@@ -33,6 +42,8 @@ import redis
 MAX_ENTRIES = 50_000
 #: After a failed subscription, reads bypass the cache this long before a new try.
 RETRY_SECONDS = 1.0
+#: A hit is served only if Redis answered the invalidation connection this recently.
+LIVENESS_SECONDS = 0.25
 _CHANNEL = "__redis__:invalidate"
 
 
@@ -49,13 +60,16 @@ class TrackedReadCache:
         self._conn: Any = None
         self._pid = os.getpid()
         self._retry_at = 0.0
+        #: When the last PING that Redis answered on the connection was sent.
+        self._answered_at = -math.inf
 
     def get(self, name: str) -> dict[str, str]:
         """Return the fields of hash ``name``, from the cache when it is exact."""
         with self._lock:
-            live = self._drain()
-            if live and name in self._entries:
-                return self._entries[name]
+            if self._drain() and name in self._entries and self._answering():
+                cached = self._entries.get(name)  # the PING's wait may have evicted it
+                if cached is not None:
+                    return cached
             epoch = self._epoch
         fields: dict[str, str] = self.client.hgetall(name)  # type: ignore[assignment]
         with self._lock:
@@ -83,9 +97,13 @@ class TrackedReadCache:
             with contextlib.suppress(Exception):  # it is being thrown away either way
                 self._conn.disconnect()
         self._conn = None
+        self._answered_at = -math.inf
 
     def _drain(self) -> bool:
-        """Apply pending invalidations; return whether the cache can be trusted."""
+        """Apply pending invalidations; return whether the connection is up.
+
+        A hit needs more: that Redis still answers (:meth:`_answering`).
+        """
         if self._pid != os.getpid():  # a forked child: nothing inherited is ours
             self._conn, self._pid = None, os.getpid()
             self._entries.clear()
@@ -98,9 +116,39 @@ class TrackedReadCache:
             while self._conn.can_read(timeout=0):
                 self._apply(self._conn.read_response())
         except (redis.RedisError, OSError):
-            self._reset()
-            self._retry_at = time.monotonic() + RETRY_SECONDS
+            self._drop_connection()
             return False
+        return True
+
+    def _drop_connection(self) -> None:
+        self._reset()
+        self._retry_at = time.monotonic() + RETRY_SECONDS
+
+    def _answering(self) -> bool:
+        """Tell whether Redis answered lately, sending it a ``PING`` if not.
+
+        Invalidations that come before the answer are applied. A connection
+        that fails, or gives no answer within its socket timeout, is dropped
+        with the cache.
+        """
+        sent = time.monotonic()
+        if sent - self._answered_at < LIVENESS_SECONDS:
+            return True
+        conn = self._conn
+        timeout = conn.socket_timeout or RETRY_SECONDS
+        try:
+            conn.send_command("PING")
+            while True:
+                if not conn.can_read(timeout=max(0.0, sent + timeout - time.monotonic())):
+                    raise redis.TimeoutError("no answer to PING on the invalidation connection")
+                message = conn.read_response()
+                if isinstance(message, list) and message and message[0] == "pong":
+                    break
+                self._apply(message)
+        except (redis.RedisError, OSError):
+            self._drop_connection()
+            return False
+        self._answered_at = sent
         return True
 
     def _subscribe(self) -> None:
@@ -112,6 +160,7 @@ class TrackedReadCache:
             if not k.startswith("maint_notifications")
         }
         conn = pool.connection_class(**{**kwargs, "protocol": 2})
+        sent = time.monotonic()
         try:
             conn.connect()
             conn.send_command("CLIENT", "ID")
@@ -136,6 +185,7 @@ class TrackedReadCache:
         self._entries.clear()
         self._epoch += 1
         self._conn = conn
+        self._answered_at = sent  # it has just answered
 
     def _apply(self, message: Any) -> None:
         if not isinstance(message, list) or len(message) < 3 or message[0] != "message":
