@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import http.client
-import json
 import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
 
 from ..service.served import HttpClient as ServedClient
 from ..service.served import Reply
@@ -18,46 +15,11 @@ PASSWORD = "correct horse battery"
 Step = Callable[[], Reply]
 
 
+@dataclass
 class HttpClient(ServedClient):
-    """The service tests' client, closing its socket even when an answer breaks off.
+    """The service tests' client, with more patience for a loaded server."""
 
-    A worker killed mid-answer leaves ``http.client`` holding the socket of a
-    half-read response; the service tests' client would leak it.
-    """
-
-    def request(
-        self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
-    ) -> Reply:
-        sent = {"Origin": f"http://127.0.0.1:{self.port}", **(headers or {})}
-        if self.cookies:
-            sent["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
-        if self.csrf and method not in ("GET", "HEAD"):
-            sent["X-CSRF-Token"] = self.csrf
-        data = None
-        if body is not None:
-            data = json.dumps(body).encode()
-            sent["Content-Type"] = "application/json"
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
-        try:
-            conn.request(method, path, body=data, headers=sent)
-            response = conn.getresponse()
-            try:
-                reply = Reply(response.status, response.headers, response.read())
-            finally:
-                response.close()
-        finally:
-            conn.close()
-        self._keep_cookies(reply)
-        return reply
-
-    def _keep_cookies(self, reply: Reply) -> None:
-        for header in reply.set_cookies():
-            pair, _, attributes = header.partition(";")
-            name, _, value = pair.strip().partition("=")
-            if "max-age=0" in attributes.lower():
-                self.cookies.pop(name, None)
-            else:
-                self.cookies[name] = value
+    timeout: float = 30
 
 
 @dataclass(frozen=True)

@@ -98,11 +98,12 @@ class HttpClient:
     port: int
     cookies: dict[str, str] = field(default_factory=dict)
     csrf: str | None = None
+    timeout: float = 20
 
     def request(
         self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
     ) -> Reply:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=20)
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.timeout)
         sent = {"Origin": f"http://127.0.0.1:{self.port}", **(headers or {})}
         if self.cookies:
             sent["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
@@ -115,7 +116,10 @@ class HttpClient:
         try:
             conn.request(method, path, body=data, headers=sent)
             response = conn.getresponse()
-            reply = Reply(response.status, response.headers, response.read())
+            try:
+                reply = Reply(response.status, response.headers, response.read())
+            finally:
+                response.close()  # also when a killed worker breaks the answer off
         finally:
             conn.close()
         for header in reply.set_cookies():
