@@ -273,17 +273,11 @@ def test_the_environment_needs_a_connection() -> None:
 # Pool sizing
 
 
-@pytest.fixture
-def no_pool_size_variable(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
-    monkeypatch.delenv("COATCHECK_DATABASE_POOL_SIZE", raising=False)
-    return monkeypatch
-
-
 def pool_of(store: UserStore) -> Any:
     return store.engine.pool
 
 
-def test_postgresql_pool_defaults(no_pool_size_variable: pytest.MonkeyPatch) -> None:
+def test_postgresql_pool_defaults() -> None:
     store = UserStore(LAZY_PG_URL)
     pool = pool_of(store)
     assert pool.size() == 5
@@ -292,19 +286,22 @@ def test_postgresql_pool_defaults(no_pool_size_variable: pytest.MonkeyPatch) -> 
     assert pool._pre_ping is True
 
 
-def test_pool_size_comes_from_the_environment(no_pool_size_variable: pytest.MonkeyPatch) -> None:
-    no_pool_size_variable.setenv("COATCHECK_DATABASE_POOL_SIZE", " 12 ")
-    assert pool_of(UserStore(LAZY_PG_URL)).size() == 12
-    assert pool_of(UserStore(LAZY_PG_URL, pool_size=3)).size() == 3  # an argument wins
+def test_pool_size_comes_from_the_settings(tmp_path: Path) -> None:
+    from coatcheck.core.settings import Settings
+
+    settings = Settings.from_config(
+        {"COATCHECK_DATABASE_POOL_SIZE": " 12 "}, instance_path=str(tmp_path)
+    )
+    assert settings.database_pool_size == 12
+    assert pool_of(UserStore(LAZY_PG_URL, pool_size=settings.database_pool_size)).size() == 12
 
 
 @pytest.mark.parametrize("value", ["many", "0", "-2", "2.5"])
-def test_a_bad_pool_size_variable_is_refused(
-    no_pool_size_variable: pytest.MonkeyPatch, value: str
-) -> None:
-    no_pool_size_variable.setenv("COATCHECK_DATABASE_POOL_SIZE", value)
+def test_a_bad_pool_size_is_refused(tmp_path: Path, value: str) -> None:
+    from coatcheck.core.settings import Settings
+
     with pytest.raises(ConfigurationError):
-        UserStore(LAZY_PG_URL)
+        Settings.from_config({"COATCHECK_DATABASE_POOL_SIZE": value}, instance_path=str(tmp_path))
 
 
 # The command line

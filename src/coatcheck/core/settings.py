@@ -70,6 +70,12 @@ class Settings:
         "Empty means sqlite:///<instance folder>/coatcheck.db.",
         "",
     )
+    database_pool_size: int = _key(
+        "COATCHECK_DATABASE_POOL_SIZE",
+        "PostgreSQL connections pooled per process (as many again under load): "
+        "PostgreSQL sees up to workers x 2 x this.",
+        5,
+    )
     remember_lifetime: float = _key(
         "COATCHECK_REMEMBER_LIFETIME", "Seconds a remember-me cookie keeps working.", 2592000.0
     )
@@ -147,6 +153,8 @@ class Settings:
             raise ConfigurationError("SameSite=None needs a secure cookie (browsers refuse it)")
         if self.session_cookie_name.startswith("__Host-") and not self.cookie_secure:
             raise ConfigurationError("a __Host- cookie must be secure; choose another name")
+        if self.database_pool_size < 1:
+            raise ConfigurationError("COATCHECK_DATABASE_POOL_SIZE must be at least 1")
         if self.trusted_proxies < 0:
             raise ConfigurationError("COATCHECK_TRUSTED_PROXIES must be 0 or more")
         for name in ("throttle_account", "throttle_address"):

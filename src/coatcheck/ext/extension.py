@@ -171,7 +171,12 @@ class CoatCheck:
             csrf_signer=CookieSigner(keys, "csrf"),
             remember_signer=CookieSigner(keys, "remember"),
             token_signer=make_signer(settings, keys, self.clock),
-            users_factory=lambda: self._users or UserStore(settings.database_url, clock=self.clock),
+            users_factory=lambda: (
+                self._users
+                or UserStore(
+                    settings.database_url, clock=self.clock, pool_size=settings.database_pool_size
+                )
+            ),
             custom_loader=lambda: self._user_loader,
         )
         app.extensions[EXTENSION_KEY] = state

@@ -15,7 +15,6 @@ The tables are made and changed by the Alembic migrations of
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -52,11 +51,8 @@ from .validation import (
     validate_username,
 )
 
-__all__ = ["POOL_SIZE_VARIABLE", "InvalidEmail", "UnknownUser", "UserStore"]
+__all__ = ["InvalidEmail", "UnknownUser", "UserStore"]
 
-#: The environment variable giving the default ``pool_size`` of a store.
-POOL_SIZE_VARIABLE = "COATCHECK_DATABASE_POOL_SIZE"
-_DEFAULT_POOL_SIZE = 5
 # pg_advisory_xact_lock key serialising migrations across processes. The key of
 # the create_all days, so that old and new workers of a rolling start wait for
 # each other too.
@@ -92,19 +88,6 @@ def _configure_sqlite(dbapi_connection: Any, connection_record: Any) -> None:
         cursor.execute("PRAGMA synchronous = NORMAL")
     finally:
         cursor.close()
-
-
-def _default_pool_size() -> int:
-    """Return the pool size of :data:`POOL_SIZE_VARIABLE`, or the default."""
-    value = os.environ.get(POOL_SIZE_VARIABLE, "").strip()
-    if not value:
-        return _DEFAULT_POOL_SIZE
-    try:
-        return int(value)
-    except ValueError:
-        raise ConfigurationError(
-            f"{POOL_SIZE_VARIABLE} must be a whole number, not {value!r}"
-        ) from None
 
 
 def _create_engine(url: str, pool_size: int) -> Engine:
@@ -166,8 +149,8 @@ class UserStore:
         PostgreSQL URL. The folder of a SQLite file is created if missing.
     :param clock: the source of every stored time (Unix seconds).
     :param pool_size: connections kept open to PostgreSQL; as many again
-        (``max_overflow``) may be opened under load. Default: the environment
-        variable ``COATCHECK_DATABASE_POOL_SIZE``, else 5. The pool belongs to
+        (``max_overflow``) may be opened under load (the extension passes
+        ``COATCHECK_DATABASE_POOL_SIZE``). The pool belongs to
         the process: under gunicorn each worker has its own, so PostgreSQL may
         see up to workers × (pool_size + max_overflow) connections, here
         workers × 2 × pool_size. Keep that below its ``max_connections``.
@@ -182,10 +165,10 @@ class UserStore:
         url: str,
         *,
         clock: Callable[[], float] = system_clock,
-        pool_size: int | None = None,
+        pool_size: int = 5,
     ) -> None:
         self.clock = clock
-        self.engine = _create_engine(url, _default_pool_size() if pool_size is None else pool_size)
+        self.engine = _create_engine(url, pool_size)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     def _now(self) -> datetime:
