@@ -142,3 +142,24 @@ def test_remember_login_of_a_disabled_user_fails(app: Flask) -> None:
     with app.test_request_context():
         disable_user(1)
     assert browser.get("/api/me").status_code == 401
+
+
+def test_a_remembered_user_is_the_new_sessions_user(make_app: Callable[..., Flask]) -> None:
+    from coatcheck import current_session, current_user
+
+    app = build_auth_app(make_app)
+
+    @app.get("/who")
+    def who() -> dict[str, object]:
+        return {
+            "handle": current_user.handle,
+            "session": current_session().handle,
+            "via": current_user.via,
+        }
+
+    Browser(app).register("alice")
+    browser = remembered(app)
+    restart(browser)
+    body = browser.get("/who").json
+    assert body is not None and body["handle"] is not None
+    assert body["handle"] == body["session"] and body["via"] == "session"

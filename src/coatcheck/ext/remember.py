@@ -17,8 +17,6 @@ import json
 import secrets
 from typing import TYPE_CHECKING
 
-from flask import g
-
 from ..core.ids import hash_token, is_session_id, store_key
 from ..core.records import SessionRecord
 from ..users import models as events
@@ -93,13 +91,10 @@ def login_from_remember_cookie() -> AuthenticatedUser | None:
         return None
     login_user(user, via="remember")
     current_session().set_meta(REMEMBER_KEY, record.key)
-    from .login import AuthenticatedUser
+    from .login import AuthenticatedUser, session_user
 
-    current_session_user = AuthenticatedUser(
-        id=str(user.id), username=user.username, roles=tuple(sorted(set(user.roles)))
-    )
-    g._coatcheck_user = current_session_user
-    return current_session_user
+    restored = session_user()  # built from the new session, like any other request's user
+    return restored if isinstance(restored, AuthenticatedUser) else None
 
 
 def forget_remember_cookie() -> None:
