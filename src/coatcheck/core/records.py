@@ -3,9 +3,30 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any
 
-from .ids import new_handle
+from .ids import new_handle, store_key
+
+
+class RecordKind(str, Enum):
+    """What a stored record is; its value is also the purpose its key is hashed with.
+
+    A secret of one kind can therefore never address a record of another.
+    """
+
+    #: A cookie session (the key hashes the session ID).
+    SESSION = "session"
+    #: A remember-me series (the key hashes the series ID).
+    REMEMBER = "remember"
+    #: A token family: one device's refresh-token chain (the key hashes its handle).
+    TOKEN_FAMILY = "token-family"
+    #: A user's revocation stamp (the key hashes the user ID); never indexed by user.
+    STAMP = "stamp"
+
+    def key(self, secret: str) -> str:
+        """Return the store key of the record of this kind addressed by ``secret``."""
+        return store_key(secret, purpose=self.value)
 
 
 @dataclass
@@ -28,6 +49,8 @@ class SessionRecord:
     user_id: str | None = None
     data: dict[str, str] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
+    #: What the record is; stores keep it and :meth:`SessionStore.count` counts by it.
+    kind: RecordKind = RecordKind.SESSION
 
 
 @dataclass(frozen=True)

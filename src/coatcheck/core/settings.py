@@ -86,18 +86,32 @@ class Settings:
     )
     throttle_account: str = _key(
         "COATCHECK_THROTTLE_ACCOUNT",
-        "Failed logins allowed per account, in the notation of the limits library.",
+        "Failed logins allowed per account from one client address, in the notation of "
+        "the limits library. Past it that address gets 429 for that account, right "
+        "password or not; the owner elsewhere is not locked out.",
         "5/15 minutes",
+    )
+    throttle_account_ceiling: str = _key(
+        "COATCHECK_THROTTLE_ACCOUNT_CEILING",
+        "Failed logins allowed per account from all addresses together (a guessing "
+        "campaign spread over many addresses); well above COATCHECK_THROTTLE_ACCOUNT.",
+        "50/15 minutes",
     )
     throttle_address: str = _key(
         "COATCHECK_THROTTLE_ADDRESS",
-        "Failed logins allowed per client address.",
+        "Failed logins allowed per client address, whatever the accounts.",
         "100/15 minutes",
+    )
+    throttle_register: str = _key(
+        "COATCHECK_THROTTLE_REGISTER",
+        "Registrations (and attempts) allowed per client address.",
+        "10/hour",
     )
     ratelimit_url: str = _key(
         "COATCHECK_RATELIMIT_URL",
         "Where throttle counters live (limits storage URL). Empty: the Redis of "
-        "COATCHECK_STORE_URL when it is Redis, else this process's memory.",
+        "COATCHECK_STORE_URL when it is Redis, a SQLite file beside the SQLite store "
+        "(shared by every worker, kept across restarts), or memory for memory://.",
         "",
     )
     csrf_trusted_origins: tuple[str, ...] = _key(
@@ -128,12 +142,21 @@ class Settings:
         "COATCHECK_ACCESS_TOKEN_LIFETIME", "Seconds an access token is valid.", 900.0
     )
     refresh_token_lifetime: float = _key(
-        "COATCHECK_REFRESH_TOKEN_LIFETIME", "Seconds a refresh token is valid.", 2592000.0
+        "COATCHECK_REFRESH_TOKEN_LIFETIME",
+        "Seconds a token family lives without a refresh (its idle lifetime).",
+        2592000.0,
     )
-    refresh_grace: float = _key(
-        "COATCHECK_REFRESH_GRACE",
-        "Seconds after its rotation during which a spent refresh token still works "
-        "(two tabs or a retry racing), instead of counting as theft.",
+    token_family_lifetime: float = _key(
+        "COATCHECK_TOKEN_FAMILY_LIFETIME",
+        "Seconds a token family lives after its login however often it is refreshed "
+        "(its absolute lifetime); then the user logs in again.",
+        7776000.0,
+    )
+    rotation_grace: float = _key(
+        "COATCHECK_ROTATION_GRACE",
+        "Seconds after a rotation during which the token just replaced (a refresh token "
+        "or a remember-me cookie) is answered with the same successor (two tabs or a "
+        "retry racing) instead of counting as theft.",
         30.0,
     )
     trusted_proxies: int = _key(
@@ -157,7 +180,12 @@ class Settings:
             raise ConfigurationError("COATCHECK_DATABASE_POOL_SIZE must be at least 1")
         if self.trusted_proxies < 0:
             raise ConfigurationError("COATCHECK_TRUSTED_PROXIES must be 0 or more")
-        for name in ("throttle_account", "throttle_address"):
+        for name in (
+            "throttle_account",
+            "throttle_account_ceiling",
+            "throttle_address",
+            "throttle_register",
+        ):
             _check_rate(_config_key(name), getattr(self, name))
         for origin in self.csrf_trusted_origins:
             if not origin.startswith(("https://", "http://")) or origin.count("/") != 2:
@@ -165,9 +193,9 @@ class Settings:
                     f"COATCHECK_CSRF_TRUSTED_ORIGINS takes origins like https://host[:port], "
                     f"not {origin!r}"
                 )
-        if self.jwt_leeway < 0 or self.refresh_grace < 0:
+        if self.jwt_leeway < 0 or self.rotation_grace < 0:
             raise ConfigurationError(
-                "COATCHECK_JWT_LEEWAY and COATCHECK_REFRESH_GRACE must be >= 0"
+                "COATCHECK_JWT_LEEWAY and COATCHECK_ROTATION_GRACE must be >= 0"
             )
         for name in (
             "idle_timeout",
@@ -175,6 +203,7 @@ class Settings:
             "remember_lifetime",
             "access_token_lifetime",
             "refresh_token_lifetime",
+            "token_family_lifetime",
         ):
             if getattr(self, name) <= 0:
                 raise ConfigurationError(f"{_config_key(name)} must be a positive number")
@@ -190,6 +219,8 @@ class Settings:
         Raise :class:`ConfigurationError` for any invalid value.
         """
         values: dict[str, Any] = {}
+        if "COATCHECK_ROTATION_GRACE" not in config and "COATCHECK_REFRESH_GRACE" in config:
+            config = {**config, "COATCHECK_ROTATION_GRACE": config["COATCHECK_REFRESH_GRACE"]}
         for f in dataclasses.fields(cls):
             key = f.metadata["key"]
             if key in config and config[key] is not None:
@@ -210,6 +241,16 @@ class Settings:
         if self.cookie_name:
             return self.cookie_name
         return "__Host-session" if self.cookie_secure else "session"
+
+    @property
+    def longest_lifetime(self) -> float:
+        """Return the longest any session, remember-me series or token family can live."""
+        return max(
+            self.absolute_timeout,
+            self.remember_lifetime,
+            self.token_family_lifetime,
+            self.refresh_token_lifetime,
+        )
 
     @functools.cached_property
     def lifetimes(self) -> LifetimePolicy:

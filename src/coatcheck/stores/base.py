@@ -20,6 +20,10 @@ Contract, checked for every store by ``tests/stores/test_contract.py``:
 - A partial save with ``expect=(name, text)`` is a compare-and-set: it applies
   only if the stored data holds exactly ``text`` under ``name``, and returns
   ``False`` otherwise (used to rotate remember-me tokens exactly once).
+- :meth:`~SessionStore.add` creates a record only if no unexpired record
+  has its key, atomically (used to start a revocation stamp exactly once).
+- Every record keeps its :class:`~coatcheck.core.records.RecordKind`;
+  :meth:`~SessionStore.count` counts the unexpired records of one kind.
 - A store may forget a record once ``expires_at`` has passed, but the
   decision that a session has ended is taken above the store.
 - Every failure to reach the backing service raises
@@ -36,7 +40,7 @@ from urllib.parse import urlsplit
 
 from ..core.clock import Clock, system_clock
 from ..core.errors import ConfigurationError
-from ..core.records import SessionRecord
+from ..core.records import RecordKind, SessionRecord
 
 # scheme -> "module:Class", imported only when a URL asks for it.
 _REGISTRY: dict[str, str] = {
@@ -79,6 +83,14 @@ class SessionStore(ABC):
         Return ``False`` when a partial save found no record to update, or
         when ``expect`` did not match what is stored.
         """
+
+    @abstractmethod
+    def add(self, record: SessionRecord) -> bool:
+        """Create ``record`` unless an unexpired record has its key; tell whether it did."""
+
+    @abstractmethod
+    def count(self, kind: RecordKind) -> int:
+        """Return how many unexpired records of ``kind`` the store holds."""
 
     @abstractmethod
     def touch(self, key: str, last_seen_at: float, expires_at: float) -> None:

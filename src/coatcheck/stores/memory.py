@@ -7,7 +7,7 @@ import threading
 from collections.abc import Set
 
 from ..core.clock import Clock, system_clock
-from ..core.records import SessionRecord
+from ..core.records import RecordKind, SessionRecord
 from .base import SessionStore, check_save_arguments, merge
 
 
@@ -49,6 +49,20 @@ class MemorySessionStore(SessionStore):
                 new.meta = merge(stored.meta, record.meta, changed_meta)
             self._records[record.key] = new
         return True
+
+    def add(self, record: SessionRecord) -> bool:
+        new = copy.deepcopy(record)
+        with self._lock:
+            stored = self._records.get(record.key)
+            if stored is not None and stored.expires_at > self.clock():
+                return False
+            self._records[record.key] = new
+        return True
+
+    def count(self, kind: RecordKind) -> int:
+        now = self.clock()
+        with self._lock:
+            return sum(1 for r in self._records.values() if r.kind == kind and r.expires_at > now)
 
     def touch(self, key: str, last_seen_at: float, expires_at: float) -> None:
         with self._lock:
