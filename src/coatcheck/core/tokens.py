@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
 from .clock import Clock, system_clock
 from .errors import ConfigurationError, TokenError
+from .settings import Settings
 
 ALGORITHMS = ("HS256", "EdDSA", "RS256")
 
@@ -145,6 +146,32 @@ def _seconds(value: Any) -> float | None:
     except OverflowError:
         return None
     return seconds if math.isfinite(seconds) else None
+
+
+def make_token_signer(settings: Settings, keys: list[bytes], clock: Clock) -> TokenSigner:
+    """Return the token signer the settings describe."""
+    pem: bytes | None = None
+    if settings.jwt_private_key:
+        text = settings.jwt_private_key
+        if "-----BEGIN" in text:
+            pem = text.encode()
+        else:
+            try:
+                with open(text, "rb") as file:
+                    pem = file.read()
+            except OSError as exc:
+                raise ConfigurationError(
+                    f"cannot read COATCHECK_JWT_PRIVATE_KEY file {text}: {exc}"
+                ) from None
+    return TokenSigner(
+        algorithm=settings.jwt_algorithm,
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+        secret_keys=keys,
+        private_key_pem=pem,
+        leeway=settings.jwt_leeway,
+        clock=clock,
+    )
 
 
 def new_jti() -> str:

@@ -1,6 +1,19 @@
-"""The Flask layer: the extension, sessions, login, CSRF and error mapping."""
+"""The Flask layer: the extension, sessions, login, CSRF and error mapping.
 
-from .auth import authenticate, change_password, create_user, disable_user
+Imports go one way: ``context``/``client``/``cookies`` <- ``errors`` <-
+``session`` <- ``tokens`` <- ``remember`` <- ``login`` <- ``accounts`` <-
+``devices``, with ``extension`` (the composition root) above them all.
+"""
+
+from .accounts import (
+    authenticate,
+    change_password,
+    create_user,
+    disable_user,
+    enable_user,
+    register_user,
+    set_user_roles,
+)
 from .csrf import csrf_exempt, csrf_exempt_without_cookies, csrf_token
 from .devices import (
     DeviceSession,
@@ -10,9 +23,8 @@ from .devices import (
     revoke_all_sessions,
     revoke_other_sessions,
     revoke_session,
-    set_user_roles,
 )
-from .extension import CoatCheck, current_session
+from .extension import CoatCheck
 from .login import (
     ANONYMOUS,
     AnonymousUser,
@@ -25,40 +37,42 @@ from .login import (
     roles_required,
     session_user,
 )
-from .session import ServerSession
+from .session import ServerSession, current_session
 from .tokens import issue_tokens, refresh_tokens, revoke_token, verify_access_token
 
 __all__ = [
-    "all_sessions",
-    "iso_time",
-    "list_sessions",
-    "revoke_all_sessions",
-    "revoke_other_sessions",
-    "revoke_session",
-    "set_user_roles",
     "ANONYMOUS",
     "AnonymousUser",
     "AuthenticatedUser",
     "CoatCheck",
     "DeviceSession",
     "ServerSession",
+    "all_sessions",
     "authenticate",
     "change_password",
     "create_user",
     "csrf_exempt",
     "csrf_exempt_without_cookies",
-    "issue_tokens",
-    "refresh_tokens",
-    "revoke_token",
-    "verify_access_token",
-    "disable_user",
     "csrf_token",
     "current_session",
     "current_user",
+    "disable_user",
+    "enable_user",
     "get_current_user",
+    "iso_time",
+    "issue_tokens",
+    "list_sessions",
     "login_required",
     "login_user",
     "logout_user",
+    "refresh_tokens",
+    "register_user",
+    "revoke_all_sessions",
+    "revoke_other_sessions",
+    "revoke_session",
+    "revoke_token",
     "roles_required",
     "session_user",
+    "set_user_roles",
+    "verify_access_token",
 ]

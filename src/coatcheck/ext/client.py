@@ -1,4 +1,4 @@
-"""Who is on the other end: the client's address and user agent, bounded."""
+"""Who is on the other end: the client's address, user agent and bearer token."""
 
 from __future__ import annotations
 
@@ -20,3 +20,9 @@ def client_user_agent() -> str:
 def client_meta() -> dict[str, str]:
     """Return the client facts kept with a session: address and user agent."""
     return {"ip": client_address(), "user_agent": client_user_agent()}
+
+
+def bearer_token() -> str | None:
+    """Return the request's bearer token, or ``None``."""
+    scheme, _, token = request.environ.get("HTTP_AUTHORIZATION", "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None

@@ -16,8 +16,9 @@ from flask import current_app, g, request
 
 from ..core import csrf
 from ..core.errors import CSRFError
+from .context import services
 from .cookies import cookie_name, queue_cookie, single_cookie
-from .extension import CoatCheck, current_session
+from .session import current_session
 
 F = TypeVar("F", bound=Callable[..., Any])
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -60,7 +61,7 @@ def protect() -> None:
         return
     if getattr(view, "_coatcheck_csrf_cookieless", False) and "Cookie" not in request.headers:
         return
-    settings = CoatCheck.state().settings
+    settings = services().settings
     reason = csrf.origin_failure(
         sec_fetch_site=request.headers.get("Sec-Fetch-Site"),
         origin=request.headers.get("Origin"),
@@ -95,7 +96,7 @@ def _secret(*, create: bool) -> str | None:
     cached: str | None = g.get(_SECRET)
     if cached is not None:
         return cached
-    state = CoatCheck.state()
+    state = services()
     session = current_session()
     secret: str | None
     if session.user_id is not None:

@@ -24,6 +24,9 @@ from ..core.errors import (
     Unauthenticated,
     UsernameTaken,
 )
+from ..users import InvalidEmail
+from .client import bearer_token
+from .context import services
 
 STORE_UNAVAILABLE = "store_unavailable"
 _STORE_UNAVAILABLE_MESSAGE = "The session store is unavailable. Please try again shortly."
@@ -94,15 +97,11 @@ def _handle_csrf(exc: CSRFError) -> Response:
 
 
 def _handle_unauthenticated(exc: Unauthenticated) -> Response:
-    from .extension import CoatCheck
-
-    login_url = CoatCheck.state().settings.login_url
+    login_url = services().settings.login_url
     if login_url and not wants_json():
         target = request.full_path if request.query_string else request.path
         return redirect(f"{login_url}?{urlencode({'next': target})}")  # type: ignore[return-value]
     response = error_response(401, "unauthenticated", "Log in to see this.")
-    from .tokens import bearer_token
-
     if bearer_token() is not None:
         response.headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'
     return response
@@ -142,8 +141,6 @@ def _handle_invalid(exc: Exception) -> Response:
 
 def register_error_handlers(app: Flask) -> None:
     """Map coatcheck's exceptions to responses on ``app``."""
-    from ..users import InvalidEmail
-
     app.register_error_handler(StoreUnavailable, _handle_store_unavailable)
     app.register_error_handler(CSRFError, _handle_csrf)
     app.register_error_handler(Unauthenticated, _handle_unauthenticated)

@@ -1,8 +1,8 @@
 """Login: ``current_user``, ``login_user``, ``logout_user`` and the decorators.
 
-Who is logged in is kept in the session record (user id, username, roles), so
-an authenticated request costs one store read and no SQL query. Whatever
-changes a user (disable, roles, password) updates or ends their sessions.
+Who is logged in is kept in the session record (user id, username, roles, and
+the revocation stamp it was born under), so an authenticated request costs one
+store read for the session and one for the stamp, both cached, and no SQL.
 """
 
 from __future__ import annotations
@@ -15,13 +15,20 @@ from typing import Any, Protocol, TypeVar, cast
 from flask import g, has_request_context
 from werkzeug.local import LocalProxy
 
+from ..auth.remember import SERIES_KEY
+from ..auth.stamps import STAMP
 from ..core import csrf
+from ..core.errors import Forbidden, Unauthenticated
 from ..users import models as events
-from .extension import CoatCheck, current_session
-from .tokens import bearer_family, bearer_token
+from . import remember as remember_cookie
+from .client import bearer_token
+from .context import login_stamp, services
+from .session import current_session, request_client
+from .tokens import bearer_family
 
 F = TypeVar("F", bound=Callable[..., Any])
 _USER = "_coatcheck_user"
+_CSRF = "_coatcheck_csrf"
 
 
 class UserLike(Protocol):
@@ -89,9 +96,7 @@ def get_current_user() -> User:
         return user
     user = session_user()
     if not user.is_authenticated and bearer_token() is None:
-        from .remember import login_from_remember_cookie
-
-        user = login_from_remember_cookie() or ANONYMOUS
+        user = _login_from_remember_cookie() or ANONYMOUS
     setattr(g, _USER, user)
     return user
 
@@ -137,50 +142,105 @@ current_user: User = cast(User, LocalProxy(get_current_user))
 def login_user(user: UserLike, remember: bool = False, *, via: str = "password") -> None:
     """Log ``user`` in: a new session ID (fixation-proof), a new CSRF secret.
 
-    With ``remember=True`` a remember-me cookie is issued too, and the session
-    cookie gets a Max-Age.
+    The session is born under the user's revocation stamp as it was when their
+    credentials were checked in this request, so a revocation racing the login
+    wins. With ``remember=True`` a remember-me cookie is issued too, and the
+    session cookie gets a Max-Age.
     """
-    cc = CoatCheck.state()
-    session = current_session()
-    session.user_id = str(user.id)
-    session.set_meta("username", user.username)
-    session.set_meta("roles", sorted(set(user.roles)))
-    session.set_meta("csrf", csrf.new_secret())
-    session.set_meta("auth_at", cc.clock())
-    session.rotate_requested = True
-    session.rotate_fresh = True
-    g.pop("_coatcheck_csrf", None)
-    g.pop(_USER, None)
+    user_id = str(user.id)
+    stamp = login_stamp(user_id)
+    session = _establish(user, stamp)
     if remember:
-        from .remember import REMEMBER_KEY, issue_remember_cookie
-
         session.permanent = True
-        session.set_meta(REMEMBER_KEY, issue_remember_cookie(session.user_id))
-    cc.audit(
+        session.set_meta(SERIES_KEY, remember_cookie.issue(user_id, stamp))
+    services().audit(
         events.LOGIN_SUCCEEDED,
-        user_id=session.user_id,
+        client=request_client(),
+        user_id=user_id,
         username=user.username,
         detail={"via": via, "remember": remember},
     )
 
 
-def logout_user() -> None:
-    """End the current session: delete its record, clear its cookies."""
-    from .remember import forget_remember_cookie
-
-    cc = CoatCheck.state()
-    user = current_user
-    if user.is_authenticated:
-        cc.audit(events.LOGOUT, user_id=user.id, username=user.username)
-    if user.via == "bearer" and user.handle is not None:
-        from .tokens import revoke_family
-
-        revoke_family(user.handle)  # a bearer client ends its token family
-    forget_remember_cookie()
+def _establish(user: UserLike, stamp: int) -> Any:
+    """Make the current session ``user``'s, born under ``stamp``, under a new ID."""
     session = current_session()
+    session.user_id = str(user.id)
+    session.set_meta("username", user.username)
+    session.set_meta("roles", sorted(set(user.roles)))
+    session.set_meta("csrf", csrf.new_secret())
+    session.set_meta("auth_at", services().clock())
+    session.set_meta(STAMP, stamp)
+    session.rotate_requested = True
+    session.rotate_fresh = True
+    g.pop(_CSRF, None)
+    g.pop(_USER, None)
+    return session
+
+
+def _login_from_remember_cookie() -> AuthenticatedUser | None:
+    """Log in from the request's remember-me cookie; return the user, or ``None``."""
+    cookie = remember_cookie.remember_cookie()
+    if cookie is None:
+        if remember_cookie.sent_remember_cookie():
+            remember_cookie.clear_remember_cookie()  # sent twice: stop sending it
+        return None
+    found = services()
+    remembered = found.remember.use(cookie, request_client())
+    if remembered is None:
+        remember_cookie.clear_remember_cookie()  # invalid, expired, revoked or stolen
+        return None
+    remember_cookie.set_remember_cookie(remembered.cookie, remembered.max_age)
+    session = current_session()
+    if remembered.replayed:
+        # The first use's session, never one of its own (it dies with the victim's).
+        record = found.sessions.load(remembered.session_id)
+        if record is None or record.user_id != remembered.user_id:
+            return None
+        session.adopt(record, remembered.session_id)
+        session.permanent = True
+        user = session_user()
+        return user if isinstance(user, AuthenticatedUser) else None
+    user = found.load_user(remembered.user_id)  # after the stamp: a racing revocation wins
+    if user is None or getattr(user, "disabled", False):
+        found.remember.forget(None, key=remembered.key)
+        remember_cookie.clear_remember_cookie()
+        return None
+    _establish(user, remembered.stamp)
+    session.next_id = remembered.session_id
+    session.permanent = True
+    session.set_meta(SERIES_KEY, remembered.key)
+    found.audit(
+        events.LOGIN_SUCCEEDED,
+        client=request_client(),
+        user_id=remembered.user_id,
+        username=user.username,
+        detail={"via": "remember", "remember": True},
+    )
+    restored = session_user()  # built from the new session, like any other request's user
+    return restored if isinstance(restored, AuthenticatedUser) else None
+
+
+def logout_user() -> None:
+    """End the current session: delete its record, clear its cookies.
+
+    The remember-me series of the device ends too, with every session it
+    logged in; a bearer client ends its token family.
+    """
+    found = services()
+    user = get_current_user()
+    if user.is_authenticated:
+        found.audit(events.LOGOUT, client=request_client(), user_id=user.id, username=user.username)
+    if user.via == "bearer" and user.handle is not None:
+        found.tokens.end(user.handle)
+    session = current_session()
+    series = session.peek_meta().get(SERIES_KEY)
+    if isinstance(series, str):
+        found.remember.forget(None, key=series)
+    remember_cookie.forget()
     session.destroy_requested = True
     session.user_id = None
-    g.pop("_coatcheck_csrf", None)
+    g.pop(_CSRF, None)
     g.pop(_USER, None)
     g.setdefault(_USER, ANONYMOUS)
 
@@ -194,8 +254,6 @@ def login_required(view: F) -> F:
 
     @functools.wraps(view)
     def wrapped(*args: Any, **kwargs: Any) -> Any:
-        from ..core.errors import Unauthenticated
-
         if not get_current_user().is_authenticated:
             raise Unauthenticated()
         return view(*args, **kwargs)
@@ -209,8 +267,6 @@ def roles_required(*roles: str) -> Callable[[F], F]:
     def decorator(view: F) -> F:
         @functools.wraps(view)
         def wrapped(*args: Any, **kwargs: Any) -> Any:
-            from ..core.errors import Forbidden, Unauthenticated
-
             user = get_current_user()
             if not user.is_authenticated:
                 raise Unauthenticated()

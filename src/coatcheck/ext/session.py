@@ -12,20 +12,22 @@ import logging
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from flask import Flask, Request, Response
+from flask import Flask, Request, Response, request
+from flask import session as flask_session
 from flask.json.tag import TaggedJSONSerializer
 from flask.sessions import SessionInterface, SessionMixin
 
-from ..core.errors import SessionError, StoreUnavailable
-from ..core.ids import is_session_id, new_handle, new_session_id, store_key
+from ..auth.services import Client
+from ..core.errors import CoatcheckError, SessionError, StoreUnavailable
+from ..core.ids import new_handle, new_session_id, store_key
 from ..core.records import SessionRecord
 from ..stores.base import merge
-from .client import client_meta
+from .client import client_address, client_meta, client_user_agent
 from .cookies import cookie_attributes
 from .errors import replace_response, store_unavailable_response
 
 if TYPE_CHECKING:
-    from .extension import CoatCheckState
+    from ..auth.services import Services
 
 log = logging.getLogger("coatcheck.session")
 _serializer = TaggedJSONSerializer()
@@ -61,6 +63,26 @@ class ServerSession(SessionMixin):
         self._meta: dict[str, Any] = dict(record.meta) if record is not None else {}
         self._meta_changed: set[str] = set()
         self._header_changed = False
+        #: The ID a rotation stores the session under (default: a new random one).
+        self.next_id: str | None = None
+        #: Set the cookie to this ID of an already stored session (a remember-me replay).
+        self.reissue_id: str | None = None
+
+    def adopt(self, record: SessionRecord, session_id: str) -> None:
+        """Become the stored session ``record`` (whose ID is ``session_id``) for this request.
+
+        A remember-me cookie replayed within its grace window is answered with
+        the session its first use logged in, never a session of its own.
+        """
+        self._data = {name: _serializer.loads(text) for name, text in record.data.items()}
+        self._changed.clear()
+        self._meta_changed.clear()
+        self._all_modified = self._header_changed = False
+        self.rotate_requested = self.rotate_fresh = self.destroy_requested = False
+        self.record = record
+        self._user_id = record.user_id
+        self._meta = dict(record.meta)
+        self.reissue_id = session_id
 
     # -- the mapping ------------------------------------------------------
 
@@ -192,9 +214,9 @@ class ServerSession(SessionMixin):
 class ServerSessionInterface(SessionInterface):
     """Open and save :class:`ServerSession` objects through a store."""
 
-    def __init__(self, state: CoatCheckState) -> None:
-        self.state = state
-        self._cookie_name = state.settings.session_cookie_name
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self._cookie_name = services.settings.session_cookie_name
 
     def open_session(self, app: Flask, request: Request) -> ServerSession:
         session = self._open(request)
@@ -202,24 +224,19 @@ class ServerSessionInterface(SessionInterface):
         return session
 
     def _open(self, request: Request) -> ServerSession:
-        store = self.state.store
         values = cookie_values(request.environ.get("HTTP_COOKIE", ""), self._cookie_name)
         if not values:
             return ServerSession()
         # Two cookies of one name (cookie tossing) or a malformed one: no session.
-        if len(values) != 1 or not is_session_id(values[0]):
+        if len(values) != 1:
             return ServerSession(cookie_sent=True)
-        key = store_key(values[0])
         try:
-            record = store.get(key)
-            if record is not None and self.state.lifetimes.is_expired(record, self.state.clock()):
-                store.delete(key)
-                record = None
+            record = self.services.sessions.load(values[0])
         except StoreUnavailable as exc:
             session = ServerSession(cookie_sent=True)
             session.failure = exc
             return session
-        if record is None or record.meta.get("kind", "session") != "session":
+        if record is None:
             return ServerSession(cookie_sent=True)
         data = (
             {name: _serializer.loads(text) for name, text in record.data.items()}
@@ -242,10 +259,20 @@ class ServerSessionInterface(SessionInterface):
         except StoreUnavailable as exc:
             log.error("session store unavailable while saving: %s", exc)
             replace_response(response, store_unavailable_response())
+        if "Set-Cookie" in response.headers:
+            # Whatever sets a cookie must never be served to someone else from a cache.
+            response.headers["Cache-Control"] = "no-store"
 
     def _persist(self, session: ServerSession, response: Response) -> None:
-        store, lifetimes, now = self.state.store, self.state.lifetimes, self.state.clock()
+        services = self.services
+        store, lifetimes, now = services.store, services.lifetimes, services.clock()
         record = session.record
+        if (
+            session.reissue_id is not None
+            and record is not None
+            and not (session.rotate_requested or session.destroy_requested)
+        ):
+            self._set_cookie(response, session.reissue_id, session, now)
         emptied = session.modified and session.is_empty()
         if session.destroy_requested or emptied:
             if record is not None:
@@ -291,7 +318,7 @@ class ServerSessionInterface(SessionInterface):
         self, session: ServerSession, response: Response, now: float, base: SessionRecord | None
     ) -> None:
         """Store the session under a new ID, on top of ``base`` (its stored record) if any."""
-        sid = new_session_id()
+        sid = session.next_id or new_session_id()
         user_id, data, meta = session.user_id, session.serialized(), session.meta
         if session.record is None:
             meta = {**client_meta(), **meta}
@@ -301,30 +328,52 @@ class ServerSessionInterface(SessionInterface):
             meta = merge(base.meta, meta, session.changed_meta)
             if not session.user_changed:
                 user_id = base.user_id
-        record = self.state.lifetimes.new_record(
-            store_key(sid), now, user_id=user_id, data=data, meta=meta
-        )
+        lifetimes = self.services.lifetimes
+        record = lifetimes.new_record(store_key(sid), now, user_id=user_id, data=data, meta=meta)
         record.handle = session.handle
         if session.record is not None and not session.rotate_fresh:
             record.created_at = session.record.created_at  # rotation keeps the session's age
-            self.state.lifetimes.seen(record, now)
-        self.state.store.save(record)
+            lifetimes.seen(record, now)
+        self.services.store.save(record)
         session.record = record
         self._set_cookie(response, sid, session, now)
 
     def _set_cookie(self, response: Response, sid: str, session: ServerSession, now: float) -> None:
         max_age = None
         if session.permanent and session.record is not None:
-            end = session.record.created_at + self.state.settings.absolute_timeout
+            end = session.record.created_at + self.services.settings.absolute_timeout
             max_age = max(0, int(end - now))
-        settings = self.state.settings
+        settings = self.services.settings
         response.set_cookie(
             settings.session_cookie_name, sid, max_age=max_age, **cookie_attributes(settings)
         )
 
     def _delete_cookie(self, response: Response) -> None:
-        settings = self.state.settings
+        settings = self.services.settings
         response.delete_cookie(settings.session_cookie_name, **cookie_attributes(settings))
+
+
+def current_session() -> ServerSession:
+    """Return the current request's :class:`ServerSession` (and mark it read)."""
+    obj = request.environ.get(SESSION_ENVIRON_KEY)
+    if not isinstance(obj, ServerSession):
+        obj = flask_session._get_current_object()  # type: ignore[attr-defined]
+        if not isinstance(obj, ServerSession):
+            raise CoatcheckError("the current session is not a coatcheck session")
+    obj.accessed = True
+    return obj
+
+
+def request_client() -> Client:
+    """Return the request's client for the audit log: address, agent, session handle."""
+    handle = None
+    current = request.environ.get(SESSION_ENVIRON_KEY)
+    # The session's handle, if it is or is about to be stored.
+    if isinstance(current, ServerSession) and (
+        current.record is not None or current.rotate_requested
+    ):
+        handle = current.handle
+    return Client(client_address(), client_user_agent(), handle)
 
 
 def cookie_values(header: str, name: str) -> list[str]:

@@ -12,7 +12,6 @@ from ..ext import (
     all_sessions,
     authenticate,
     change_password,
-    create_user,
     csrf_exempt,
     csrf_exempt_without_cookies,
     csrf_token,
@@ -25,6 +24,7 @@ from ..ext import (
     login_user,
     logout_user,
     refresh_tokens,
+    register_user,
     revoke_all_sessions,
     revoke_other_sessions,
     revoke_session,
@@ -119,7 +119,7 @@ def register() -> tuple[Response, int]:
     username = text_field(body, "username")
     password = text_field(body, "password")
     email = optional_text(body, "email")
-    user = create_user(username, password, email=email)
+    user = register_user(username, password, email=email)
     login_user(user)
     return jsonify(user=user_json(user)), 201
 

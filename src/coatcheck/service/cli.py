@@ -19,6 +19,8 @@ from typing import Any, TypeVar
 import click
 from flask import Flask
 
+from ..auth.devices import iso_time
+from ..auth.services import Client, Services
 from ..core.errors import CoatcheckError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -61,26 +63,25 @@ def _app(config: dict[str, Any]) -> Flask:
         raise click.ClickException(str(exc)) from None
 
 
+#: The client the audit log names for the command line.
+CLI_CLIENT = Client(ip="127.0.0.1", user_agent="coatcheck-cli")
+
+
 @contextmanager
-def _request(app: Flask) -> Iterator[None]:
-    """Run library calls as a local request, so the audit log names the command line."""
-    environ = {"REMOTE_ADDR": "127.0.0.1", "HTTP_USER_AGENT": "coatcheck-cli"}
-    with app.test_request_context("/", environ_base=environ):
-        try:
-            yield
-        except CoatcheckError as exc:
-            raise click.ClickException(str(exc)) from None
-        finally:
-            _close_stores(app)
+def _services(config: dict[str, Any]) -> Iterator[Services]:
+    """Yield the services of the instance ``config`` names; close them afterwards.
 
-
-def _close_stores(app: Flask) -> None:
+    The command line calls the protocols directly: no request, real or fake.
+    """
     from ..ext import CoatCheck
 
-    state = CoatCheck.state(app)
-    state.store.close()
-    if state._users is not None:
-        state._users.close()
+    found = CoatCheck.state(_app(config))
+    try:
+        yield found
+    except CoatcheckError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        found.close()
 
 
 @click.group()
@@ -138,15 +139,14 @@ def user_create(
     config: dict[str, Any], name: str, admin: bool, email: str | None, password_stdin: bool
 ) -> None:
     """Create a user (the password is prompted for twice)."""
-    from ..ext import create_user
-
     if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
     else:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
-    app = _app(config)
-    with _request(app):
-        created = create_user(name, password, email=email, roles=("admin",) if admin else ())
+    with _services(config) as found:
+        created = found.accounts.create_user(
+            name, password, email=email, roles=("admin",) if admin else (), client=CLI_CLIENT
+        )
     click.echo(
         f"created user {created.username} (id {created.id}){' with role admin' if admin else ''}"
     )
@@ -156,11 +156,7 @@ def user_create(
 @instance_options
 def user_list(config: dict[str, Any]) -> None:
     """List the users."""
-    from ..ext import CoatCheck
-
-    app = _app(config)
-    with _request(app):
-        users = CoatCheck.state().users
+    with _services(config) as found:
         rows = [
             (
                 str(u.id),
@@ -169,7 +165,7 @@ def user_list(config: dict[str, Any]) -> None:
                 "disabled" if u.disabled else "active",
                 u.created_at.strftime("%Y-%m-%d %H:%M UTC"),
             )
-            for u in users.list_users(limit=1000)
+            for u in found.users.list_users(limit=1000)
         ]
     _table(("ID", "USERNAME", "ROLES", "STATE", "CREATED"), rows)
 
@@ -179,15 +175,9 @@ def user_list(config: dict[str, Any]) -> None:
 @click.argument("name")
 def user_disable(config: dict[str, Any], name: str) -> None:
     """Disable a user: no more logins, every session ends."""
-    from ..ext import CoatCheck, disable_user
-
-    app = _app(config)
-    with _request(app):
-        found = CoatCheck.state().users.get_by_username(name)
-        if found is None:
-            raise click.ClickException(f"no user named {name!r}")
-        disable_user(found.id)
-    click.echo(f"disabled {found.username}; their sessions are revoked")
+    with _services(config) as found:
+        user = found.accounts.set_disabled(_user_id(found, name), True, client=CLI_CLIENT)
+    click.echo(f"disabled {user.username}; their sessions are revoked")
 
 
 @main.group()
@@ -200,11 +190,12 @@ def sessions() -> None:
 @click.option("--user", "username", default=None, help="Only this user's sessions.")
 def sessions_list(config: dict[str, Any], username: str | None) -> None:
     """List live sessions (handles, never IDs)."""
-    from ..ext import all_sessions, iso_time, list_sessions
-
-    app = _app(config)
-    with _request(app):
-        devices = all_sessions() if username is None else list_sessions(_user_id(username))
+    with _services(config) as found:
+        devices = (
+            found.devices.everyone()
+            if username is None
+            else found.devices.of_user(_user_id(found, username))
+        )
     rows = [
         (
             d.handle,
@@ -225,18 +216,16 @@ def sessions_list(config: dict[str, Any], username: str | None) -> None:
 @click.option("--user", "username", default=None, help="Revoke every session of this user.")
 def sessions_revoke(config: dict[str, Any], handle: str | None, username: str | None) -> None:
     """Revoke one session by its handle, or all of a user's with --user."""
-    from ..ext import all_sessions, revoke_all_sessions, revoke_session
-
     if (handle is None) == (username is None):
         raise click.UsageError("give either a HANDLE or --user NAME")
-    app = _app(config)
-    with _request(app):
+    with _services(config) as found:
         if username is not None:
-            count = revoke_all_sessions(_user_id(username))
+            count = found.devices.revoke_all(_user_id(found, username), client=CLI_CLIENT)
             click.echo(f"revoked {count} session(s) of {username}")
             return
-        owner = next((d.user_id for d in all_sessions(limit=100_000) if d.handle == handle), None)
-        if owner is None or not revoke_session(str(handle), user_id=owner):
+        devices = found.devices.everyone(limit=100_000)
+        owner = next((d.user_id for d in devices if d.handle == handle), None)
+        if owner is None or not found.devices.revoke(owner, str(handle), client=CLI_CLIENT):
             raise click.ClickException(f"no live session with handle {handle}")
     click.echo(f"revoked {handle}")
 
@@ -245,11 +234,8 @@ def sessions_revoke(config: dict[str, Any], handle: str | None, username: str | 
 @instance_options
 def sessions_purge(config: dict[str, Any]) -> None:
     """Delete expired sessions from the store (Redis needs none: TTL)."""
-    from ..ext import CoatCheck
-
-    app = _app(config)
-    with _request(app):
-        count = CoatCheck.state().store.purge_expired()
+    with _services(config) as found:
+        count = found.store.purge_expired()
     click.echo(f"purged {count} expired record(s)")
 
 
@@ -262,12 +248,9 @@ def db() -> None:
 @instance_options
 def db_upgrade(config: dict[str, Any]) -> None:
     """Apply the migrations the user database lacks."""
-    from ..ext import CoatCheck
-
-    app = _app(config)
-    with _request(app):
-        # The factory, not state.users: that would migrate on first use already.
-        users = CoatCheck.state().users_factory()
+    with _services(config) as found:
+        # The factory, not found.users: that would migrate on first use already.
+        users = found.users_factory()
         try:
             users.upgrade_schema()
             revision = users.schema_revision()
@@ -280,11 +263,8 @@ def db_upgrade(config: dict[str, Any]) -> None:
 @instance_options
 def db_revision(config: dict[str, Any]) -> None:
     """Show the user database's revision and the newest one."""
-    from ..ext import CoatCheck
-
-    app = _app(config)
-    with _request(app):
-        users = CoatCheck.state().users_factory()
+    with _services(config) as found:
+        users = found.users_factory()
         try:
             current, head = users.schema_revision(), users.head_revision()
         finally:
@@ -298,11 +278,14 @@ def db_revision(config: dict[str, Any]) -> None:
 @instance_options
 def check(config: dict[str, Any]) -> None:
     """Review the configuration and cookie settings; exit 1 on a problem."""
+    from ..ext import CoatCheck
     from .review import review
 
     app = _app(config)
-    with _request(app):
+    try:
         findings = review(app)
+    finally:
+        CoatCheck.state(app).close()
     problems = 0
     for level, message in findings:
         click.echo(f"{level.upper():8} {message}")
@@ -311,13 +294,11 @@ def check(config: dict[str, Any]) -> None:
         raise click.exceptions.Exit(1)
 
 
-def _user_id(username: str) -> int:
-    from ..ext import CoatCheck
-
-    found = CoatCheck.state().users.get_by_username(username)
-    if found is None:
+def _user_id(found: Services, username: str) -> int:
+    user = found.users.get_by_username(username)
+    if user is None:
         raise click.ClickException(f"no user named {username!r}")
-    return found.id
+    return user.id
 
 
 def _table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> None:

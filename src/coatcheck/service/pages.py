@@ -27,7 +27,6 @@ from ..ext import (
     CoatCheck,
     authenticate,
     change_password,
-    create_user,
     current_session,
     current_user,
     iso_time,
@@ -35,6 +34,7 @@ from ..ext import (
     login_required,
     login_user,
     logout_user,
+    register_user,
     revoke_other_sessions,
     revoke_session,
 )
@@ -165,7 +165,7 @@ def register() -> ResponseReturnValue:
     if password != request.form.get("password_confirm", ""):
         return _form_error("register.html", "The two passwords do not match.", 400, **context)
     try:
-        user = create_user(username, password, email=email or None)
+        user = register_user(username, password, email=email or None)
     except PasswordRejected as exc:
         return _form_error("register.html", exc.message, 400, **context)
     except UsernameTaken:

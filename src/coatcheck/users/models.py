@@ -31,6 +31,7 @@ ROLES_CHANGED = "roles_changed"
 REMEMBER_THEFT = "remember_token_theft"
 TOKEN_REUSE = "refresh_token_reuse"  # noqa: S105 (an event name)
 USER_DISABLED = "user_disabled"
+USER_ENABLED = "user_enabled"
 USER_CREATED = "user_created"
 
 #: Constraint and index names that stay stable across databases, so that

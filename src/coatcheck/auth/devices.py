@@ -1,0 +1,205 @@
+"""A user's devices: cookie sessions, remember-me series and token families.
+
+Listing shows what still works (not expired, not born before the user's last
+revocation). Revoking a session also ends the series that logged it in and
+every session that series logged in, so a revoked device cannot log itself
+back in.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ..core.records import RecordKind, SessionRecord
+from ..users import models as events
+from .remember import SERIES_KEY
+from .services import NO_CLIENT, Client
+from .stamps import STAMP, is_current
+
+if TYPE_CHECKING:
+    from .services import Services
+
+#: What the API calls each kind of device.
+_KIND_NAMES = {
+    RecordKind.SESSION: "session",
+    RecordKind.REMEMBER: "remember",
+    RecordKind.TOKEN_FAMILY: "token",
+}
+
+
+@dataclass(frozen=True)
+class Device:
+    """The device a request acts from: its session, series and token family, if any."""
+
+    session_key: str | None = None
+    series_key: str | None = None
+    family_handle: str | None = None
+
+    def store_keys(self) -> set[str]:
+        """Return the store keys of this device's records."""
+        keys = {k for k in (self.session_key, self.series_key) if k is not None}
+        if self.family_handle is not None:
+            keys.add(RecordKind.TOKEN_FAMILY.key(self.family_handle))
+        return keys
+
+
+@dataclass(frozen=True)
+class DeviceSession:
+    """One of a user's devices, as shown to the user or an administrator."""
+
+    handle: str
+    kind: str
+    user_id: str | None
+    created_at: float
+    last_seen_at: float
+    expires_at: float
+    ip: str | None
+    user_agent: str | None
+    current: bool
+
+    def to_json(self) -> dict[str, Any]:
+        """Return the API form of this device (times in ISO 8601, UTC)."""
+        return {
+            "handle": self.handle,
+            "kind": self.kind,
+            "created_at": iso_time(self.created_at),
+            "last_seen_at": iso_time(self.last_seen_at),
+            "expires_at": iso_time(self.expires_at),
+            "ip": self.ip,
+            "user_agent": self.user_agent,
+            "current": self.current,
+        }
+
+
+def iso_time(timestamp: float) -> str:
+    """Return a Unix time as ISO 8601 in UTC (``2026-11-22T01:02:03Z``)."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(timestamp))
+
+
+class Devices:
+    """List and revoke users' devices."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+    def _alive(self, user_id: str) -> list[SessionRecord]:
+        services = self.services
+        now, lifetimes = services.clock(), services.lifetimes
+        stamp = services.stamps.current(user_id)
+        return [
+            r
+            for r in services.store.list_by_user(user_id)
+            if r.kind in _KIND_NAMES
+            and is_current(r.meta, stamp)
+            and not (r.kind is RecordKind.SESSION and lifetimes.is_expired(r, now))
+        ]
+
+    def of_user(self, user_id: str | int, current_handle: str | None = None) -> list[DeviceSession]:
+        """Return a user's live devices, oldest first."""
+        return [_device(r, current_handle) for r in _visible(self._alive(str(user_id)))]
+
+    def count(self, user_id: str | int) -> int:
+        """Return how many live records a user has."""
+        return len(self._alive(str(user_id)))
+
+    def everyone(self, limit: int = 1000, current_handle: str | None = None) -> list[DeviceSession]:
+        """Return up to ``limit`` live devices of all users, most recently seen first."""
+        records = [
+            r for r in self.services.store.list_all(limit) if r.user_id and r.kind in _KIND_NAMES
+        ]
+        return [_device(r, current_handle) for r in _visible(records)]
+
+    def revoke(self, user_id: str | int, handle: str, *, client: Client = NO_CLIENT) -> bool:
+        """End one device of a user by its handle; ``False`` if the user has none such."""
+        owner = str(user_id)
+        for record in self.services.store.list_by_user(owner):
+            if record.handle == handle and record.kind in _KIND_NAMES:
+                self._end(record)
+                self.services.audit(
+                    events.SESSION_REVOKED, client=client, user_id=owner, detail={"handle": handle}
+                )
+                return True
+        return False
+
+    def revoke_others(
+        self, user_id: str | int, keep: Device, *, client: Client = NO_CLIENT
+    ) -> tuple[int, int]:
+        """End every device of a user but ``keep``; return how many and the new stamp."""
+        owner = str(user_id)
+        revoked = len([r for r in self._alive(owner) if r.key not in keep.store_keys()])
+        stamp = self.revoke_everything(owner, keep=keep)
+        self.services.audit(
+            events.ALL_SESSIONS_REVOKED, client=client, user_id=owner, detail={"revoked": revoked}
+        )
+        return revoked, stamp
+
+    def revoke_all(self, user_id: str | int, *, client: Client = NO_CLIENT) -> int:
+        """End every device of a user (an administrator's act); return how many."""
+        owner = str(user_id)
+        revoked = self.count(owner)
+        self.revoke_everything(owner)
+        self.services.audit(
+            events.ALL_SESSIONS_REVOKED, client=client, user_id=owner, detail={"revoked": revoked}
+        )
+        return revoked
+
+    def revoke_everything(self, user_id: str, *, keep: Device | None = None) -> int:
+        """Move the user's stamp, let ``keep`` live on under it, delete the rest; return it.
+
+        Whatever a racing login creates after this was born under the old stamp
+        and is dead at its first use, on every instance.
+        """
+        services = self.services
+        stamp = services.stamps.bump(user_id)
+        kept = keep.store_keys() if keep is not None else set()
+        if keep is not None:
+            self._restamp(keep, stamp)
+        store = services.store
+        for record in store.list_by_user(user_id):
+            if record.key not in kept:
+                store.delete(record.key)
+        return stamp
+
+    def _restamp(self, keep: Device, stamp: int) -> None:
+        store = self.services.store
+        if keep.session_key is not None:
+            record = store.get(keep.session_key)
+            if record is not None:
+                record.meta[STAMP] = stamp
+                store.save(record, set(), changed_meta={STAMP})
+        if keep.series_key is not None:
+            self.services.remember.restamp(keep.series_key, stamp)
+        if keep.family_handle is not None:
+            self.services.tokens.restamp(keep.family_handle, stamp)
+
+    def _end(self, record: SessionRecord) -> None:
+        store = self.services.store
+        if record.kind is RecordKind.REMEMBER:
+            self.services.remember.forget(None, key=record.key)
+            return
+        store.delete(record.key)
+        series = record.meta.get(SERIES_KEY)
+        if isinstance(series, str):
+            self.services.remember.forget(None, key=series)
+
+
+def _device(record: SessionRecord, current_handle: str | None) -> DeviceSession:
+    return DeviceSession(
+        handle=record.handle,
+        kind=_KIND_NAMES.get(record.kind, record.kind.value),
+        user_id=record.user_id,
+        created_at=record.created_at,
+        last_seen_at=record.last_seen_at,
+        expires_at=record.expires_at,
+        ip=record.meta.get("ip"),
+        user_agent=record.meta.get("user_agent"),
+        current=record.handle == current_handle,
+    )
+
+
+def _visible(records: list[SessionRecord]) -> list[SessionRecord]:
+    """Leave out remember-me series that belong to a listed session."""
+    linked = {r.meta.get(SERIES_KEY) for r in records if r.kind is RecordKind.SESSION}
+    return [r for r in records if not (r.kind is RecordKind.REMEMBER and r.key in linked)]

@@ -1,0 +1,217 @@
+"""The one services object: everything the protocols need, built once and passed in.
+
+:func:`build_services` is called by the Flask extension's ``init_app`` (the
+composition root) and by anything else that runs the protocols without a
+request, such as the command line. Nothing in ``auth/`` looks anything up.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ..core.clock import Clock, system_clock
+from ..core.passwords import PasswordHasher
+from ..core.records import LifetimePolicy
+from ..core.settings import Settings
+from ..core.signing import CookieSigner, signing_keys
+from ..core.tokens import TokenSigner, make_token_signer
+from ..stores.base import SessionStore, open_store
+from .throttle import LoginThrottle
+
+if TYPE_CHECKING:
+    from ..users import UserStore
+    from .accounts import Accounts
+    from .devices import Devices
+    from .remember import RememberSeries
+    from .sessions import Sessions
+    from .stamps import Stamps
+    from .tokens import TokenFamilies
+
+log = logging.getLogger("coatcheck.audit")
+
+#: Called with each security event: (event, fields) after it is recorded.
+Listener = Callable[[str, dict[str, Any]], None]
+
+
+@dataclass(frozen=True)
+class Client:
+    """Who is on the other end of an action, for the audit log and device lists."""
+
+    ip: str | None = None
+    user_agent: str | None = None
+    #: The public handle of the session or token family acting, if any.
+    session_handle: str | None = None
+
+    def meta(self) -> dict[str, str]:
+        """Return what a new session, series or family keeps about its client."""
+        return {"ip": self.ip or "", "user_agent": self.user_agent or ""}
+
+
+#: No client: the command line, or work on a user's behalf.
+NO_CLIENT = Client()
+
+
+@dataclass
+class Services:
+    """The store, the users, the clock, the signers and the protocols built on them."""
+
+    settings: Settings
+    store: SessionStore
+    clock: Clock
+    hasher: PasswordHasher
+    throttle: LoginThrottle
+    csrf_signer: CookieSigner
+    remember_signer: CookieSigner
+    token_signer: TokenSigner
+    users_factory: Callable[[], UserStore]
+    #: Loads an application's own user by ID (``None``: the built-in user store).
+    user_loader: Callable[[str], Any] | None = None
+    listeners: list[Listener] = field(default_factory=list)
+    _users: UserStore | None = field(default=None, repr=False)
+    _users_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def lifetimes(self) -> LifetimePolicy:
+        """Return the session lifetime policy."""
+        return self.settings.lifetimes
+
+    @property
+    def users(self) -> UserStore:
+        """Return the user store, opened (and its schema created) on first use."""
+        if self._users is None:
+            with self._users_lock:
+                if self._users is None:
+                    users = self.users_factory()
+                    users.create_schema()
+                    self._users = users
+        return self._users
+
+    def load_user(self, user_id: str) -> Any:
+        """Return the user with ``user_id`` (the application's loader, else the user store)."""
+        if self.user_loader is not None:
+            return self.user_loader(user_id)
+        try:
+            return self.users.get(int(user_id))
+        except ValueError:
+            return None
+
+    @functools.cached_property
+    def stamps(self) -> Stamps:
+        """Return the users' revocation stamps."""
+        from .stamps import Stamps
+
+        return Stamps(self.store, self.clock, self.settings.longest_lifetime)
+
+    @functools.cached_property
+    def sessions(self) -> Sessions:
+        """Return the cookie-session protocol."""
+        from .sessions import Sessions
+
+        return Sessions(self)
+
+    @functools.cached_property
+    def remember(self) -> RememberSeries:
+        """Return the remember-me series protocol."""
+        from .remember import RememberSeries
+
+        return RememberSeries(self)
+
+    @functools.cached_property
+    def tokens(self) -> TokenFamilies:
+        """Return the token-family protocol."""
+        from .tokens import TokenFamilies
+
+        return TokenFamilies(self)
+
+    @functools.cached_property
+    def accounts(self) -> Accounts:
+        """Return the account operations."""
+        from .accounts import Accounts
+
+        return Accounts(self)
+
+    @functools.cached_property
+    def devices(self) -> Devices:
+        """Return the device (session) operations."""
+        from .devices import Devices
+
+        return Devices(self)
+
+    def audit(
+        self,
+        event: str,
+        *,
+        client: Client = NO_CLIENT,
+        user_id: str | int | None = None,
+        username: str | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> None:
+        """Record a security event in the audit log, the log and with every listener."""
+        user_key = int(user_id) if user_id is not None and str(user_id).isdigit() else None
+        log.info(  # %r: a typed username must not forge log lines
+            "security event %s user=%s username=%r ip=%s session=%s",
+            event,
+            user_key,
+            username,
+            client.ip,
+            client.session_handle,
+        )
+        self.users.record_event(
+            event,
+            user_id=user_key,
+            username=username,
+            ip=client.ip,
+            user_agent=client.user_agent,
+            session_handle=client.session_handle,
+            detail=detail,
+        )
+        fields = {"user_id": user_key, "username": username, "detail": detail}
+        for listener in self.listeners:
+            listener(event, fields)
+
+    def close(self) -> None:
+        """Release the store's, the throttle's and the user store's connections."""
+        self.store.close()
+        self.throttle.close()
+        if self._users is not None:
+            self._users.close()
+
+
+def build_services(
+    settings: Settings,
+    *,
+    secret_key: str | bytes | None,
+    fallbacks: Sequence[str | bytes] = (),
+    store: SessionStore | None = None,
+    users: UserStore | None = None,
+    hasher: PasswordHasher | None = None,
+    clock: Clock = system_clock,
+    user_loader: Callable[[str], Any] | None = None,
+) -> Services:
+    """Return the services the settings describe; check every key now."""
+    from ..users import UserStore
+
+    keys = signing_keys(secret_key, fallbacks)
+
+    def open_users() -> UserStore:
+        return users or UserStore(
+            settings.database_url, clock=clock, pool_size=settings.database_pool_size
+        )
+
+    return Services(
+        settings=settings,
+        store=store or open_store(settings.store_url, clock=clock),
+        clock=clock,
+        hasher=hasher or PasswordHasher(),
+        throttle=LoginThrottle.from_settings(settings, clock=clock),
+        csrf_signer=CookieSigner(keys, "csrf"),
+        remember_signer=CookieSigner(keys, "remember"),
+        token_signer=make_token_signer(settings, keys, clock),
+        users_factory=open_users,
+        user_loader=user_loader,
+    )

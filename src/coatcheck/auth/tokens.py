@@ -1,0 +1,237 @@
+"""Token families: JWT access tokens and one-use refresh tokens, one record per device.
+
+A family is one record (kind ``token-family``, keyed by the hash of its
+public handle, indexed under its user) holding the user, roles, the stamp it
+was born under, the access-token IDs revoked early, and the rotation fields
+of :mod:`.rotation`. A refresh token is ``<handle>.<secret>``: the handle
+finds the record, the secret is checked against the hashes it holds. So one
+login plus any number of refreshes is one record.
+
+A family lives ``refresh_token_lifetime`` after its last refresh (idle) and
+at most ``token_family_lifetime`` after its login (absolute). A refresh reads
+the user's stamp, then the user: a disabled user's family ends, and changed
+roles are carried into the new access token.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from ..core.errors import TokenError
+from ..core.ids import is_handle, is_session_id, new_handle
+from ..core.records import RecordKind, SessionRecord
+from ..core.tokens import new_jti
+from ..users import models as events
+from . import rotation
+from .services import NO_CLIENT, Client
+from .stamps import STAMP, is_current
+
+if TYPE_CHECKING:
+    from .services import Services
+
+_REVOKED = "x:"
+#: Meta key holding when the family was born (its absolute lifetime counts from it).
+_BORN = "born_at"
+
+
+class TokenFamilies:
+    """Issue, refresh, verify and revoke API tokens."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+    def issue(self, user: Any, stamp: int, client: Client = NO_CLIENT) -> dict[str, Any]:
+        """Start a family (a device) for ``user`` born under ``stamp``; return its first pair."""
+        services = self.services
+        now = services.clock()
+        handle, secret = new_handle(), rotation.new_secret()
+        family = SessionRecord(
+            key=RecordKind.TOKEN_FAMILY.key(handle),
+            handle=handle,
+            created_at=now,
+            last_seen_at=now,
+            expires_at=self._expiry(now, now),
+            user_id=str(user.id),
+            data=rotation.initial_fields(secret, now),
+            meta={
+                "username": user.username,
+                "roles": sorted(set(user.roles)),
+                STAMP: stamp,
+                _BORN: now,
+                **client.meta(),
+            },
+            kind=RecordKind.TOKEN_FAMILY,
+        )
+        services.store.save(family)
+        services.audit(
+            events.LOGIN_SUCCEEDED,
+            client=Client(client.ip, client.user_agent, handle),
+            user_id=family.user_id,
+            username=user.username,
+            detail={"via": "token", "family": handle},
+        )
+        return self._pair(family, now, f"{handle}.{secret}")
+
+    def refresh(self, refresh_token: str, client: Client = NO_CLIENT) -> dict[str, Any]:
+        """Spend a refresh token; return a new pair of the same family.
+
+        Raise :class:`TokenError` for an unknown, expired or revoked token, for
+        a family born before its user's last revocation, for a disabled user,
+        and for the reuse of a spent token after the grace window, which also
+        ends the whole family.
+        """
+        services = self.services
+        now = services.clock()
+        handle, secret = _parse(refresh_token)
+        family = self._live(handle, now)
+        user_id = family.user_id or ""
+        stamp = services.stamps.current(user_id)  # before the user: a racing revocation wins
+        if not is_current(family.meta, stamp):
+            services.store.delete(family.key)
+            raise TokenError("the token's family was revoked")
+        user = services.load_user(user_id)
+        if user is None or getattr(user, "disabled", False):
+            services.store.delete(family.key)
+            raise TokenError("the token's user is disabled or gone")
+        roles = sorted(set(user.roles))
+
+        def update(record: SessionRecord) -> None:
+            record.last_seen_at = now
+            record.expires_at = self._expiry(float(record.meta.get(_BORN, now)), now)
+            record.meta["roles"] = roles
+            record.meta["username"] = user.username
+
+        outcome = rotation.consume(
+            services.store,
+            family,
+            secret,
+            now=now,
+            grace=services.settings.rotation_grace,
+            make_successor=lambda: {"secret": rotation.new_secret()},
+            update=update,
+        )
+        if outcome.verdict is rotation.Verdict.STOLEN or outcome.successor is None:
+            services.store.delete(family.key)
+            services.audit(
+                events.TOKEN_REUSE,
+                client=client,
+                user_id=family.user_id,
+                username=family.meta.get("username"),
+                detail={"family": family.handle},
+            )
+            raise TokenError("refresh token reused: its family is revoked")
+        record = outcome.record
+        record.meta["roles"] = roles  # a replay answers with today's roles too
+        return self._pair(record, now, f"{handle}.{outcome.successor['secret']}")
+
+    def verify(self, token: str) -> tuple[dict[str, Any], SessionRecord]:
+        """Return the claims and the family of a valid, unrevoked access token."""
+        services = self.services
+        claims = services.token_signer.verify(token)
+        family = services.store.get(RecordKind.TOKEN_FAMILY.key(str(claims.get("fam", ""))))
+        now = services.clock()
+        if (
+            family is None
+            or family.kind is not RecordKind.TOKEN_FAMILY
+            or family.user_id != claims["sub"]
+            or family.expires_at <= now
+        ):
+            raise TokenError("the token's family is revoked")
+        if not is_current(family.meta, services.stamps.current(family.user_id or "")):
+            raise TokenError("the token's family was revoked")
+        if _REVOKED + str(claims["jti"]) in family.data:
+            raise TokenError("the token is revoked")
+        return claims, family
+
+    def revoke(self, token: str, client: Client = NO_CLIENT) -> None:
+        """Revoke a refresh token (its whole family) or an access token (its ID).
+
+        Unknown or invalid tokens are ignored, as RFC 7009 asks.
+        """
+        services = self.services
+        now = services.clock()
+        if token.count(".") == 2:
+            try:
+                claims = services.token_signer.verify(token, verify_exp=False)
+            except TokenError:
+                return
+            family = services.store.get(RecordKind.TOKEN_FAMILY.key(str(claims.get("fam", ""))))
+            if family is None or family.kind is not RecordKind.TOKEN_FAMILY:
+                return
+            expired = {_REVOKED + k for k, exp in _revoked(family).items() if exp < now}
+            family.data = {_REVOKED + str(claims["jti"]): json.dumps(claims["exp"])}
+            services.store.save(family, set(family.data) | expired)  # and forget expired ones
+            return
+        try:
+            handle, secret = _parse(token)
+        except TokenError:
+            return
+        family = services.store.get(RecordKind.TOKEN_FAMILY.key(handle))
+        if family is None or family.kind is not RecordKind.TOKEN_FAMILY:
+            return
+        # Only a holder of one of its secrets may end a family by its token.
+        if not rotation.holds_secret(family, secret):
+            return
+        services.store.delete(family.key)
+        services.audit(
+            events.SESSION_REVOKED,
+            client=client,
+            user_id=family.user_id,
+            detail={"family": family.handle},
+        )
+
+    def end(self, handle: str) -> None:
+        """End a token family (a device) by its handle."""
+        self.services.store.delete(RecordKind.TOKEN_FAMILY.key(handle))
+
+    def restamp(self, handle: str, stamp: int) -> None:
+        """Let the family ``handle`` live on under a new stamp (the device that revoked)."""
+        record = self.services.store.get(RecordKind.TOKEN_FAMILY.key(handle))
+        if record is not None and record.kind is RecordKind.TOKEN_FAMILY:
+            record.meta[STAMP] = stamp
+            self.services.store.save(record, set(), changed_meta={STAMP})
+
+    def _live(self, handle: str, now: float) -> SessionRecord:
+        family = self.services.store.get(RecordKind.TOKEN_FAMILY.key(handle))
+        if family is None or family.kind is not RecordKind.TOKEN_FAMILY or family.expires_at <= now:
+            raise TokenError("unknown, expired or revoked refresh token")
+        return family
+
+    def _expiry(self, born_at: float, now: float) -> float:
+        settings = self.services.settings
+        return min(now + settings.refresh_token_lifetime, born_at + settings.token_family_lifetime)
+
+    def _pair(self, family: SessionRecord, now: float, refresh: str) -> dict[str, Any]:
+        settings = self.services.settings
+        access = self.services.token_signer.sign(
+            {
+                "sub": family.user_id,
+                "iat": int(now),
+                "exp": int(now + settings.access_token_lifetime),
+                "jti": new_jti(),
+                "roles": list(family.meta.get("roles", [])),
+                "fam": family.handle,
+            }
+        )
+        return {
+            "access_token": access,
+            "token_type": "Bearer",
+            "expires_in": int(settings.access_token_lifetime),
+            "refresh_token": refresh,
+        }
+
+
+def _parse(token: str) -> tuple[str, str]:
+    handle, sep, secret = token.partition(".")
+    if not sep or not is_handle(handle) or not is_session_id(secret):
+        raise TokenError("not a refresh token")
+    return handle, secret
+
+
+def _revoked(family: SessionRecord) -> dict[str, float]:
+    return {
+        name[len(_REVOKED) :]: float(json.loads(value))
+        for name, value in family.data.items()
+        if name.startswith(_REVOKED)
+    }
