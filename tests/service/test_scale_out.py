@@ -20,7 +20,7 @@ def test_two_instances_share_sessions_revocations_throttles_and_tokens(
         "COATCHECK_STORE_URL": redis_url,
         "COATCHECK_DATABASE_URL": pg_url,
         "SECRET_KEY": TEST_SECRET_KEY,
-        "COATCHECK_REFRESH_GRACE": "0",
+        "COATCHECK_ROTATION_GRACE": "0",
     }
     with serve(tmp_path / "a", **env) as a, serve(tmp_path / "b", **env) as b:
         created = a.cli("user", "create", "alice", "--password-stdin", input=PASSWORD + "\n")

@@ -85,7 +85,9 @@ def good_claims(app: Flask, tokens: dict[str, Any]) -> dict[str, Any]:
 def test_token_pair(app: Flask, clock: ManualClock) -> None:
     tokens = get_tokens(app)
     assert tokens["token_type"] == "Bearer" and tokens["expires_in"] == 900
-    assert len(tokens["refresh_token"]) == 43
+    # <family handle>.<secret>: the handle is public, the secret 256 random bits.
+    handle, secret = tokens["refresh_token"].split(".")
+    assert len(handle) == 32 and len(secret) == 43
     claims = good_claims(app, tokens)
     assert {"iss", "aud", "sub", "exp", "iat", "jti", "roles"} <= set(claims)
     assert claims["exp"] - claims["iat"] == 900 and claims["sub"] == "1"

@@ -180,17 +180,17 @@ class Accounts:
         user_id: int,
         roles: Iterable[str],
         *,
-        keep: Device | None = None,
         client: Client = NO_CLIENT,
     ) -> tuple[User, int]:
-        """Change a user's roles; their sessions end but ``keep`` (their own, if they act).
+        """Change a user's roles; their devices carry on with the new roles.
 
-        Return the user and the new stamp.
+        A login that raced the change is dead at its first use (see
+        :meth:`Devices.carry_over`). Return the user and the new stamp.
         """
         services = self.services
         before = services.users.get(user_id)
         user = services.users.set_roles(user_id, roles)
-        stamp = self._revoke(user.id, keep)
+        stamp = services.devices.carry_over(str(user.id), sorted(user.roles))
         services.audit(
             events.ROLES_CHANGED,
             client=client,

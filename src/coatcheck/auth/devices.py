@@ -145,6 +145,27 @@ class Devices:
         )
         return revoked
 
+    def carry_over(self, user_id: str, roles: list[str]) -> int:
+        """Move the user's stamp and carry their live records over to it with ``roles``.
+
+        For a change of roles: the devices stay logged in with the new roles,
+        while a login that raced the change, and read the old roles, was born
+        under the old stamp and is dead at its first use. Records already dead
+        stay dead. Return the new stamp.
+        """
+        store = self.services.store
+        previous, stamp = self.services.stamps.bump(user_id)
+        for record in store.list_by_user(user_id):
+            if record.kind not in _KIND_NAMES or not is_current(record.meta, previous):
+                continue
+            changed = {STAMP}
+            record.meta[STAMP] = stamp
+            if record.kind is not RecordKind.REMEMBER:
+                record.meta["roles"] = roles
+                changed.add("roles")
+            store.save(record, set(), changed_meta=changed)
+        return stamp
+
     def revoke_everything(self, user_id: str, *, keep: Device | None = None) -> int:
         """Move the user's stamp, let ``keep`` live on under it, delete the rest; return it.
 
@@ -152,7 +173,7 @@ class Devices:
         and is dead at its first use, on every instance.
         """
         services = self.services
-        stamp = services.stamps.bump(user_id)
+        _, stamp = services.stamps.bump(user_id)
         kept = keep.store_keys() if keep is not None else set()
         if keep is not None:
             self._restamp(keep, stamp)

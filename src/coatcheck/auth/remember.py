@@ -160,7 +160,7 @@ class RememberSeries:
         user_id = record.user_id or ""
         services.store.delete(record.key)
         if user_id:
-            services.stamps.bump(user_id)
+            services.stamps.bump(user_id)  # a racing login from the stolen cookie loses too
             revoked = services.store.delete_by_user(user_id)
         else:
             revoked = 0

@@ -50,8 +50,12 @@ class Stamps:
         record = self.store.get(RecordKind.STAMP.key(str(user_id)))
         return _value(record) if record is not None else 0
 
-    def bump(self, user_id: str | int) -> int:
-        """Move the user's stamp forward; return the new value.
+    def bump(self, user_id: str | int) -> tuple[int, int]:
+        """Move the user's stamp forward; return the value it moved from and the new one.
+
+        Records born under the first value were current just before the move,
+        and nothing that happened in between can hide: the move is a
+        compare-and-set on the first value.
 
         The new value is above the old one and above the time in milliseconds,
         so that a stamp whose record expired and was forgotten never comes back
@@ -73,9 +77,10 @@ class Stamps:
                     kind=RecordKind.STAMP,
                 )
                 if self.store.add(record):
-                    return floor
+                    return 0, floor
                 continue
-            value = max(_value(stored) + 1, floor)
+            previous = _value(stored)
+            value = max(previous + 1, floor)
             update = dataclasses.replace(
                 stored,
                 last_seen_at=now,
@@ -83,7 +88,7 @@ class Stamps:
                 data={_FIELD: json.dumps(value)},
             )
             if self.store.save(update, {_FIELD}, expect=(_FIELD, stored.data.get(_FIELD, ""))):
-                return value
+                return previous, value
         raise StoreUnavailable("the revocation stamp could not be moved (too much contention)")
 
 

@@ -104,16 +104,13 @@ def enable_user(user_id: int) -> None:
 
 
 def set_user_roles(user_id: int, roles: Iterable[str]) -> User:
-    """Change a user's roles; every session, series and family of theirs ends.
+    """Change a user's roles, in the user store and in every live session of theirs.
 
-    When users change their own roles, the device making the change lives on
-    under a new ID with the new roles.
+    A login that raced the change is dead at its first use. When users change
+    their own roles, their session also gets a new ID (a change of privilege).
     """
-    current = get_current_user()
-    own = current.id == str(user_id)
-    user, stamp = services().accounts.set_roles(
-        user_id, roles, keep=this_device() if own else None, client=request_client()
-    )
+    own = get_current_user().id == str(user_id)
+    user, stamp = services().accounts.set_roles(user_id, roles, client=request_client())
     if own:
         current_session().set_meta("roles", sorted(user.roles))
         live_on(stamp)
