@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from ..core.errors import InvalidCredentials, Throttled
 from ..core.passwords import check_password_policy
 from ..users import models as events
-from .services import NO_CLIENT, Client
+from .client import NO_CLIENT, Client
 
 if TYPE_CHECKING:
     from ..users import User

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 from ..core.records import RecordKind, SessionRecord
 from ..users import models as events
+from .client import NO_CLIENT, Client
 from .remember import SERIES_KEY
-from .services import NO_CLIENT, Client
 from .stamps import STAMP, is_current
 
 if TYPE_CHECKING:

@@ -19,7 +19,7 @@ from ..core.ids import is_session_id, new_handle, new_session_id
 from ..core.records import RecordKind, SessionRecord
 from ..users import models as events
 from . import rotation
-from .services import NO_CLIENT, Client
+from .client import NO_CLIENT, Client
 from .stamps import STAMP, born_under, is_current
 
 if TYPE_CHECKING:

@@ -1,5 +1,8 @@
 """The one services object: everything the protocols need, built once and passed in.
 
+This module is the composition root of ``auth/``: it imports the protocols,
+and they import it only for type checking.
+
 :func:`build_services` is called by the Flask extension's ``init_app`` (the
 composition root) and by anything else that runs the protocols without a
 request, such as the command line. Nothing in ``auth/`` looks anything up.
@@ -21,39 +24,22 @@ from ..core.settings import Settings
 from ..core.signing import CookieSigner, signing_keys
 from ..core.tokens import TokenSigner, make_token_signer
 from ..stores.base import SessionStore, open_store
+from .accounts import Accounts
+from .client import NO_CLIENT, Client
+from .devices import Devices
+from .remember import RememberSeries
+from .sessions import Sessions
+from .stamps import Stamps
 from .throttle import LoginThrottle
+from .tokens import TokenFamilies
 
 if TYPE_CHECKING:
     from ..users import UserStore
-    from .accounts import Accounts
-    from .devices import Devices
-    from .remember import RememberSeries
-    from .sessions import Sessions
-    from .stamps import Stamps
-    from .tokens import TokenFamilies
 
 log = logging.getLogger("coatcheck.audit")
 
 #: Called with each security event: (event, fields) after it is recorded.
 Listener = Callable[[str, dict[str, Any]], None]
-
-
-@dataclass(frozen=True)
-class Client:
-    """Who is on the other end of an action, for the audit log and device lists."""
-
-    ip: str | None = None
-    user_agent: str | None = None
-    #: The public handle of the session or token family acting, if any.
-    session_handle: str | None = None
-
-    def meta(self) -> dict[str, str]:
-        """Return what a new session, series or family keeps about its client."""
-        return {"ip": self.ip or "", "user_agent": self.user_agent or ""}
-
-
-#: No client: the command line, or work on a user's behalf.
-NO_CLIENT = Client()
 
 
 @dataclass
@@ -103,43 +89,31 @@ class Services:
     @functools.cached_property
     def stamps(self) -> Stamps:
         """Return the users' revocation stamps."""
-        from .stamps import Stamps
-
         return Stamps(self.store, self.clock, self.settings.longest_lifetime)
 
     @functools.cached_property
     def sessions(self) -> Sessions:
         """Return the cookie-session protocol."""
-        from .sessions import Sessions
-
         return Sessions(self)
 
     @functools.cached_property
     def remember(self) -> RememberSeries:
         """Return the remember-me series protocol."""
-        from .remember import RememberSeries
-
         return RememberSeries(self)
 
     @functools.cached_property
     def tokens(self) -> TokenFamilies:
         """Return the token-family protocol."""
-        from .tokens import TokenFamilies
-
         return TokenFamilies(self)
 
     @functools.cached_property
     def accounts(self) -> Accounts:
         """Return the account operations."""
-        from .accounts import Accounts
-
         return Accounts(self)
 
     @functools.cached_property
     def devices(self) -> Devices:
         """Return the device (session) operations."""
-        from .devices import Devices
-
         return Devices(self)
 
     def audit(
@@ -194,11 +168,11 @@ def build_services(
     user_loader: Callable[[str], Any] | None = None,
 ) -> Services:
     """Return the services the settings describe; check every key now."""
-    from ..users import UserStore
-
     keys = signing_keys(secret_key, fallbacks)
 
     def open_users() -> UserStore:
+        from ..users import UserStore  # SQLAlchemy only when the built-in store is used
+
         return users or UserStore(
             settings.database_url, clock=clock, pool_size=settings.database_pool_size
         )

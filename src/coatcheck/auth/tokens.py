@@ -24,7 +24,7 @@ from ..core.records import RecordKind, SessionRecord
 from ..core.tokens import new_jti
 from ..users import models as events
 from . import rotation
-from .services import NO_CLIENT, Client
+from .client import NO_CLIENT, Client
 from .stamps import STAMP, is_current
 
 if TYPE_CHECKING:

@@ -86,6 +86,7 @@ class CoatCheck:
             clock=self.clock,
             user_loader=self._user_loader,
         )
+
         def signal(event: str, fields: dict[str, Any]) -> None:
             security_event.send(
                 built, event=event, user_id=fields["user_id"], username=fields["username"]

@@ -17,7 +17,7 @@ from flask import session as flask_session
 from flask.json.tag import TaggedJSONSerializer
 from flask.sessions import SessionInterface, SessionMixin
 
-from ..auth.services import Client
+from ..auth.client import Client
 from ..core.errors import CoatcheckError, SessionError, StoreUnavailable
 from ..core.ids import new_handle, new_session_id, store_key
 from ..core.records import SessionRecord

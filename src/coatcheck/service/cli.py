@@ -19,8 +19,9 @@ from typing import Any, TypeVar
 import click
 from flask import Flask
 
+from ..auth.client import Client
 from ..auth.devices import iso_time
-from ..auth.services import Client, Services
+from ..auth.services import Services
 from ..core.errors import CoatcheckError
 
 F = TypeVar("F", bound=Callable[..., Any])
