@@ -11,7 +11,7 @@ from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
 from coatcheck.core.clock import Clock
-from coatcheck.core.records import SessionRecord
+from coatcheck.core.records import RecordKind, SessionRecord
 from coatcheck.stores.base import SessionStore
 
 BASE = "https://localhost"
@@ -83,6 +83,13 @@ class CountingStore(SessionStore):
     ) -> bool:
         self.writes.append("save")
         return self.inner.save(record, changed, changed_meta=changed_meta, expect=expect)
+
+    def add(self, record: SessionRecord) -> bool:
+        self.writes.append("add")
+        return self.inner.add(record)
+
+    def count(self, kind: RecordKind) -> int:
+        return self.inner.count(kind)
 
     def touch(self, key: str, last_seen_at: float, expires_at: float) -> None:
         self.writes.append("touch")
