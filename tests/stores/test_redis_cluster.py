@@ -3,12 +3,12 @@
 Every server is the test's own, on free loopback ports: a cluster and a
 Sentinel with its master for the whole module, a master, replica and
 Sentinel for each failover test; all stopped at the end. The whole store
-contract of ``test_contract.py`` runs again here against both.
+contract (``coatcheck.testing``, with the Redis additions of
+``test_contract.py``) runs again here against both.
 """
 
 from __future__ import annotations
 
-import inspect
 import shutil
 import subprocess
 import time
@@ -29,25 +29,15 @@ from coatcheck.core.records import SessionRecord
 from coatcheck.core.throttle import ratelimit_url_for
 from coatcheck.stores.base import SessionStore, open_store
 from coatcheck.stores.redis import RedisSessionStore
+from coatcheck.testing import make_record
 
 from ..conftest import TEST_SECRET_KEY, free_port, unavailable, wait_for_port
 from ..ext.auth_app import PASSWORD, Browser, build_auth_app
-from . import test_contract
-from .test_contract import make_record
+from .test_contract import RedisContract
 
 SERVICE = "coatcheck-test"
 SENTINEL_PASSWORD = "sentinel-test-password"
 WAIT = 15.0  # seconds, for anything the servers do on their own
-
-# Every contract test that takes a store runs here too, against the `store`
-# fixture below; new contract tests are picked up without a change here.
-globals().update(
-    {
-        name: test
-        for name, test in vars(test_contract).items()
-        if name.startswith("test_") and "store" in inspect.signature(test).parameters
-    }
-)
 
 
 def binary(name: str) -> str:
@@ -204,29 +194,28 @@ def redis_kind_url(
     cleaner.close()
 
 
-@pytest.fixture
-def store_kind() -> str:
-    """Tell the contract that these are Redis stores (expiry by TTL)."""
-    return "redis"
+class TestClusterAndSentinel(RedisContract):
+    """Every contract test, on the cluster and behind the Sentinel."""
 
-
-@pytest.fixture
-def store(redis_kind_url: str, clock: ManualClock) -> Iterator[SessionStore]:
-    opened = open_store(redis_kind_url, clock=clock)
-    yield opened
-    opened.close()
+    @pytest.fixture
+    def store(self, redis_kind_url: str, clock: ManualClock) -> Iterator[SessionStore]:
+        opened = open_store(redis_kind_url, clock=clock)
+        yield opened
+        opened.close()
 
 
 def test_the_contract_runs_here_against_both(request: pytest.FixtureRequest) -> None:
     module = request.node.parent
     assert isinstance(module, pytest.Module)
-    collected = {item.name for item in module.collect()}
-    contract = [name for name in vars(test_contract) if name.startswith("test_")]
-    assert len(contract) > 15
+    (suite,) = [node for node in module.collect() if node.name == "TestClusterAndSentinel"]
+    assert isinstance(suite, pytest.Class)
+    collected = [item.name for item in suite.collect()]
+    contract = [name for name in dir(RedisContract) if name.startswith("test_")]
+    assert len(contract) > 25
+    assert "test_list_all" in contract and "test_the_kind_indexes_hold_only_live_keys" in contract
     for name in contract:
-        if name in globals():
-            assert {f"{name}[cluster]", f"{name}[sentinel]"} <= collected
-    assert "test_list_all" in globals() and "test_sqlite_url_needs_a_path" not in globals()
+        for where in ("cluster", "sentinel"):
+            assert any(n.startswith(f"{name}[") and where in n for n in collected), (name, where)
 
 
 def test_sessions_and_indexes_are_spread_over_the_nodes(

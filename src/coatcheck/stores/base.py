@@ -5,7 +5,8 @@ rotation live above it (``coatcheck.core`` and ``coatcheck.ext``). A
 third-party store is one subclass of :class:`SessionStore` registered with
 :func:`register_store`.
 
-Contract, checked for every store by ``tests/stores/test_contract.py``:
+Contract, checked for every store by the suite that :mod:`coatcheck.testing`
+ships (:class:`~coatcheck.testing.SessionStoreContract`):
 
 - Records are addressed by ``record.key`` (the SHA-256 of the session ID).
 - :meth:`~SessionStore.save` with ``changed=None`` writes the whole record,
@@ -21,9 +22,17 @@ Contract, checked for every store by ``tests/stores/test_contract.py``:
   only if the stored data holds exactly ``text`` under ``name``, and returns
   ``False`` otherwise (used to rotate remember-me tokens exactly once).
 - :meth:`~SessionStore.add` creates a record only if no unexpired record
-  has its key, atomically (used to start a revocation stamp exactly once).
-- Every record keeps its :class:`~coatcheck.core.records.RecordKind`;
-  :meth:`~SessionStore.count` counts the unexpired records of one kind.
+  has its key, atomically, also across processes (used to start a
+  revocation stamp exactly once). A record whose ``expires_at`` has passed
+  by the store's clock does not count as there. An added record with a user
+  is indexed under that user exactly as a saved one.
+- Every record keeps its :class:`~coatcheck.core.records.RecordKind`
+  through every write; :meth:`~SessionStore.count` counts the unexpired
+  records of one kind, and is cheap enough to call at every metrics scrape.
+- A :attr:`~coatcheck.core.records.RecordKind.STAMP` record has no user:
+  saving or adding one with a ``user_id`` is refused with :exc:`ValueError`
+  (:func:`check_record`), so that "delete every record of this user" can
+  never delete the stamp that revokes them.
 - A store may forget a record once ``expires_at`` has passed, but the
   decision that a session has ended is taken above the store.
 - Every failure to reach the backing service raises
@@ -145,6 +154,27 @@ def check_save_arguments(changed: Set[str] | None, expect: tuple[str, str] | Non
     """Refuse ``expect`` without ``changed``: a compare-and-set is a partial save."""
     if expect is not None and changed is None:
         raise ValueError("expect= needs changed=: a compare-and-set is a partial save")
+
+
+def check_record(record: SessionRecord) -> None:
+    """Refuse a revocation stamp that names a user: stamps are never indexed by user."""
+    if record.kind is RecordKind.STAMP and record.user_id is not None:
+        raise ValueError("a revocation stamp has no user_id: its key already names the user")
+
+
+#: The ``"kind"`` that meta held before records had a :class:`RecordKind`;
+#: any other value (or none) was a cookie session.
+LEGACY_KINDS: dict[str, RecordKind] = {
+    "remember": RecordKind.REMEMBER,
+    "token": RecordKind.TOKEN_FAMILY,
+}
+
+
+def legacy_kind(meta_kind: object) -> RecordKind:
+    """Return the kind of a record written before kinds were stored, from its meta."""
+    if isinstance(meta_kind, str):
+        return LEGACY_KINDS.get(meta_kind, RecordKind.SESSION)
+    return RecordKind.SESSION
 
 
 def merge(stored: dict[str, Any], new: dict[str, Any], changed: Set[str]) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from collections.abc import Set
 
 from ..core.clock import Clock, system_clock
 from ..core.records import RecordKind, SessionRecord
-from .base import SessionStore, check_save_arguments, merge
+from .base import SessionStore, check_record, check_save_arguments, merge
 
 
 class MemorySessionStore(SessionStore):
@@ -37,6 +37,7 @@ class MemorySessionStore(SessionStore):
         expect: tuple[str, str] | None = None,
     ) -> bool:
         check_save_arguments(changed, expect)
+        check_record(record)
         new = copy.deepcopy(record)
         with self._lock:
             if changed is not None:
@@ -51,6 +52,7 @@ class MemorySessionStore(SessionStore):
         return True
 
     def add(self, record: SessionRecord) -> bool:
+        check_record(record)
         new = copy.deepcopy(record)
         with self._lock:
             stored = self._records.get(record.key)

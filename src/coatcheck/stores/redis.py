@@ -18,20 +18,28 @@ are redis-py's, as ``redis.Redis.from_url`` reads them.
 
 Layout, under the prefix:
 
-- ``<prefix>s:<key>``, a hash per session: ``h`` handle, ``u`` user id,
-  ``c``/``l``/``e`` created, last seen and expiry times, one field
+- ``<prefix>s:<key>``, a hash per record: ``h`` handle, ``u`` user id, ``k``
+  kind (absent in records written before kinds were stored: then derived
+  from the meta's ``"kind"``), ``c``/``l``/``e`` created, last seen and
+  expiry times, one field
   ``m:<name>`` per meta key (JSON) and one field ``d:<name>`` per session
   key, so that two requests changing different keys update different fields
   and never overwrite each other.
 - ``<prefix>u:<user id>``, a sorted set of that user's session keys. Members
   whose session has gone are dropped when the set is next read.
+- ``<prefix>k:<kind>``, a sorted set per :class:`~coatcheck.core.records.RecordKind`
+  of the keys of that kind, scored by expiry, so that
+  :meth:`RedisSessionStore.count` costs two commands on one key instead of a
+  scan of the keyspace. Expired members are trimmed at every save and count.
 
 Cluster: every write that must be atomic touches one key only (a Lua script
 on the session hash), so no hash tag is needed and sessions spread over all
 the slots. The steps that touch several keys (index a session after saving
 it, read a user's sessions, delete them) are not atomic on a single server
 either: the index is a hint, checked against the session hashes whenever it
-is read. Their pipelines are non-transactional, which redis-py's
+is read. The kind indexes are hints too, kept right by every write and
+delete; a write racing a delete of the same record can leave its key
+counted, until its expiry at most. Their pipelines are non-transactional, which redis-py's
 ``ClusterPipeline`` splits by node; :meth:`RedisSessionStore.list_all` scans
 every primary. A session hash cannot share a slot with its user's index in
 any case: it is addressed by its key alone, and its user changes at login
@@ -45,52 +53,21 @@ import json
 import math
 from collections.abc import Iterable, Iterator, Set
 from typing import Any
-from urllib.parse import SplitResult, parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import redis
-from redis.backoff import ExponentialBackoff
-from redis.cluster import ClusterNode
-from redis.connection import parse_url
-from redis.retry import Retry
 from redis.sentinel import Sentinel
 
 from ..core.clock import Clock, system_clock
 from ..core.errors import ConfigurationError, StoreUnavailable
-from ..core.records import SessionRecord
-from .base import SessionStore, check_save_arguments
+from ..core.records import RecordKind, SessionRecord
+from . import redis_scripts
+from .base import SessionStore, check_record, check_save_arguments, legacy_kind
 from .redis_cache import TrackedReadCache
+from .redis_urls import client_options, cluster_client, sentinel_master
 
 _DATA = "d:"
 _META = "m:"
-# Write the whole record: replace the hash, set its TTL.
-# KEYS[1] session; ARGV[1] ttl ms, ARGV[2..] field/value pairs.
-_SAVE = """
-redis.call('DEL', KEYS[1])
-redis.call('HSET', KEYS[1], unpack(ARGV, 2))
-redis.call('PEXPIRE', KEYS[1], ARGV[1])
-return 1
-"""
-# Merge into an existing record only; never re-create a revoked one. With an
-# expected field (ARGV[3] non-empty), apply only if it holds ARGV[4].
-# KEYS[1] session; ARGV[1] ttl ms, ARGV[2] number of pairs n, ARGV[3] expected
-# field or "", ARGV[4] expected value, then n pairs, then names to delete.
-_UPDATE = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-if ARGV[3] ~= '' and redis.call('HGET', KEYS[1], ARGV[3]) ~= ARGV[4] then return 0 end
-local n = tonumber(ARGV[2])
-redis.call('HSET', KEYS[1], unpack(ARGV, 5, 4 + 2 * n))
-if #ARGV > 4 + 2 * n then redis.call('HDEL', KEYS[1], unpack(ARGV, 5 + 2 * n)) end
-redis.call('PEXPIRE', KEYS[1], ARGV[1])
-return 1
-"""
-# KEYS[1] session; ARGV[1] last seen, ARGV[2] expires at, ARGV[3] ttl ms.
-# Returns the record's user id ("" for none), so the user's index can live on too.
-_TOUCH = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return '' end
-redis.call('HSET', KEYS[1], 'l', ARGV[1], 'e', ARGV[2])
-redis.call('PEXPIRE', KEYS[1], ARGV[3])
-return redis.call('HGET', KEYS[1], 'u') or ''
-"""
 
 
 class RedisSessionStore(SessionStore):
@@ -116,9 +93,10 @@ class RedisSessionStore(SessionStore):
         self.cache: TrackedReadCache | None = None
         if client_cache and isinstance(client, redis.Redis) and sentinel is None:
             self.cache = TrackedReadCache(client, f"{prefix}s:")
-        self._save = client.register_script(_SAVE)
-        self._update = client.register_script(_UPDATE)
-        self._touch = client.register_script(_TOUCH)
+        self._save = client.register_script(redis_scripts.SAVE)
+        self._update = client.register_script(redis_scripts.UPDATE)
+        self._add = client.register_script(redis_scripts.ADD)
+        self._touch = client.register_script(redis_scripts.TOUCH)
 
     @classmethod
     def from_url(cls, url: str, *, clock: Clock = system_clock) -> RedisSessionStore:
@@ -133,15 +111,15 @@ class RedisSessionStore(SessionStore):
             # RedisCluster connects at once to learn the slots: a cluster
             # that cannot be reached is reported now.
             with _unavailable():
-                cluster = _cluster_client(parts, scheme, query)
+                cluster = cluster_client(parts, scheme, query)
             return cls(cluster, prefix=prefix, clock=clock)
         if mode == "sentinel":
             if scheme == "rediss":
                 raise ConfigurationError("TLS to Redis Sentinel is not supported (rediss+sentinel)")
-            sentinel, master = _sentinel_master(parts, query)
+            sentinel, master = sentinel_master(parts, query)
             return cls(master, prefix=prefix, clock=clock, sentinel=sentinel)
         plain = urlunsplit((scheme, parts.netloc, parts.path, urlencode(query), ""))
-        client = redis.Redis.from_url(plain, **_client_options())
+        client = redis.Redis.from_url(plain, **client_options())
         return cls(client, prefix=prefix, clock=clock, client_cache=client_cache)
 
     def _session_key(self, key: str) -> str:
@@ -149,6 +127,9 @@ class RedisSessionStore(SessionStore):
 
     def _user_key(self, user_id: str) -> str:
         return f"{self.prefix}u:{user_id}"
+
+    def _kind_key(self, kind: RecordKind | str) -> str:
+        return f"{self.prefix}k:{RecordKind(kind).value}"
 
     def _ttl_ms(self, expires_at: float) -> int:
         return max(1, math.ceil((expires_at - self.clock()) * 1000))
@@ -171,6 +152,7 @@ class RedisSessionStore(SessionStore):
         expect: tuple[str, str] | None = None,
     ) -> bool:
         check_save_arguments(changed, expect)
+        check_record(record)
         self._forget(record.key)
         ttl = self._ttl_ms(record.expires_at)
         header = _header(record)
@@ -178,7 +160,7 @@ class RedisSessionStore(SessionStore):
             if changed is None:
                 data = {_DATA + k: v for k, v in record.data.items()}
                 pairs = _flatten({**header, **_meta_fields(record.meta, record.meta), **data})
-                self._save(keys=[self._session_key(record.key)], args=[ttl, *pairs])
+                replaced = self._save(keys=[self._session_key(record.key)], args=[ttl, *pairs])
             else:
                 values = {_DATA + k: record.data[k] for k in changed if k in record.data}
                 values.update(_meta_fields(record.meta, changed_meta))
@@ -188,41 +170,83 @@ class RedisSessionStore(SessionStore):
                     gone.append("u")
                 pairs = _flatten({**header, **values})
                 field, value = (_DATA + expect[0], expect[1]) if expect else ("", "")
-                done = self._update(
+                done, replaced = self._update(
                     keys=[self._session_key(record.key)],
                     args=[ttl, len(pairs) // 2, field, value, *pairs, *gone],
                 )
                 if not done:
                     return False
-            if record.user_id is not None:
-                self._index(record.user_id, record.key, record.created_at, ttl)
+            self._index(record, ttl, replaced)
         return True
 
-    def _index(self, user_id: str, key: str, created_at: float, ttl: int) -> None:
-        index = self._user_key(user_id)
+    def add(self, record: SessionRecord) -> bool:
+        check_record(record)
+        self._forget(record.key)
+        ttl = self._ttl_ms(record.expires_at)
+        data = {_DATA + k: v for k, v in record.data.items()}
+        pairs = _flatten({**_header(record), **_meta_fields(record.meta, record.meta), **data})
+        with _unavailable():
+            done = self._add(
+                keys=[self._session_key(record.key)], args=[ttl, repr(self.clock()), *pairs]
+            )
+            if not done:
+                return False
+            self._index(record, ttl)
+        return True
+
+    def _index(self, record: SessionRecord, ttl: int, replaced: str = "") -> None:
+        """Index a record just written under its kind and its user."""
+        kinds = self._kind_key(record.kind)
         pipe = self.client.pipeline(transaction=False)
-        pipe.zadd(index, {key: created_at})
-        # The index lives as long as its longest-lived session.
-        pipe.pexpire(index, ttl, nx=True)
-        pipe.pexpire(index, ttl, gt=True)
+        pipe.zadd(kinds, {record.key: record.expires_at})
+        pipe.zremrangebyscore(kinds, "-inf", repr(self.clock()))
+        if replaced and replaced != record.kind.value:
+            pipe.zrem(self._kind_key(replaced), record.key)
+        if record.user_id is not None:
+            index = self._user_key(record.user_id)
+            pipe.zadd(index, {record.key: record.created_at})
+            # The index lives as long as its longest-lived session.
+            pipe.pexpire(index, ttl, nx=True)
+            pipe.pexpire(index, ttl, gt=True)
         pipe.execute()
+
+    def count(self, kind: RecordKind) -> int:
+        """Return how many keys the kind's index holds once the expired are trimmed."""
+        kinds = self._kind_key(kind)
+        with _unavailable():
+            pipe = self.client.pipeline(transaction=False)
+            pipe.zremrangebyscore(kinds, "-inf", repr(self.clock()))
+            pipe.zcard(kinds)
+            found = pipe.execute()[1]
+        return int(found)
 
     def touch(self, key: str, last_seen_at: float, expires_at: float) -> None:
         self._forget(key)
         ttl = self._ttl_ms(expires_at)
         with _unavailable():
-            user_id = self._touch(
+            user_id, kind = self._touch(
                 keys=[self._session_key(key)], args=[repr(last_seen_at), repr(expires_at), ttl]
             )
+            if not (user_id or kind):
+                return
+            pipe = self.client.pipeline(transaction=False)
+            if kind:
+                # XX: a touch racing a delete must not put the key back.
+                pipe.zadd(self._kind_key(kind), {key: expires_at}, xx=True)
             if user_id:
                 # The index must outlive every session it lists, or revoking all of a
                 # user's sessions would miss the ones kept alive by touches.
-                self.client.pexpire(self._user_key(str(user_id)), ttl, gt=True)
+                pipe.pexpire(self._user_key(user_id), ttl, gt=True)
+            pipe.execute()
 
     def delete(self, key: str) -> None:
         self._forget(key)
         with _unavailable():
-            self.client.delete(self._session_key(key))
+            pipe = self.client.pipeline(transaction=False)
+            pipe.delete(self._session_key(key))
+            for kind in RecordKind:  # one round trip, instead of reading the kind first
+                pipe.zrem(self._kind_key(kind), key)
+            pipe.execute()
 
     def _forget(self, key: str) -> None:
         if self.cache is not None:
@@ -268,14 +292,15 @@ class RedisSessionStore(SessionStore):
 
     def delete_by_user(self, user_id: str, *, keep: str | None = None) -> int:
         with _unavailable():
-            doomed = [key for key, _ in self._members(user_id) if key != keep]
-            for key in doomed:
+            doomed = [(key, fields) for key, fields in self._members(user_id) if key != keep]
+            for key, _ in doomed:
                 self._forget(key)
             if doomed:
                 pipe = self.client.pipeline(transaction=False)
-                for key in doomed:
+                for key, fields in doomed:
                     pipe.delete(self._session_key(key))
-                pipe.zrem(self._user_key(user_id), *doomed)
+                    pipe.zrem(self._kind_key(_kind(fields)), key)
+                pipe.zrem(self._user_key(user_id), *(key for key, _ in doomed))
                 pipe.execute()
         return len(doomed)
 
@@ -300,76 +325,6 @@ class RedisSessionStore(SessionStore):
                 client.close()
 
 
-# What the clients asking the Sentinels for the master take from the URL.
-_SENTINEL_OPTIONS = frozenset({"username", "password", "socket_timeout", "socket_connect_timeout"})
-
-
-def _client_options() -> dict[str, Any]:
-    # Fail closed fast: a short timeout and two quick retries, not redis-py's
-    # default of ten retries with up to a second between them.
-    return {
-        "decode_responses": True,
-        "socket_timeout": 2.0,
-        "socket_connect_timeout": 2.0,
-        "retry": Retry(ExponentialBackoff(cap=0.05, base=0.005), 2),
-    }
-
-
-def _url_options(parts: SplitResult, scheme: str, query: dict[str, str]) -> dict[str, Any]:
-    """Return our client options overridden by the URL's, as ``Redis.from_url`` reads them."""
-    userinfo = parts.netloc.rpartition("@")[0]
-    netloc = f"{userinfo}@localhost" if userinfo else "localhost"
-    try:
-        given: dict[str, Any] = parse_url(urlunsplit((scheme, netloc, "", urlencode(query), "")))  # type: ignore[no-untyped-call]
-    except ValueError as exc:
-        raise ConfigurationError(f"bad Redis store URL: {exc}") from None
-    del given["host"]
-    if given.pop("connection_class", None) is not None:
-        given["ssl"] = True
-    return {**_client_options(), **given}
-
-
-def _locations(parts: SplitResult) -> list[tuple[str, int]]:
-    """Return the ``host:port`` pairs of a URL listing several servers."""
-    found = []
-    for location in parts.netloc.rpartition("@")[2].split(","):
-        try:
-            one = urlsplit(f"//{location.strip()}")
-            host, port = one.hostname, one.port or 6379
-        except ValueError:
-            host = None
-        if not host:
-            raise ConfigurationError(f"bad Redis server address {location!r} in the store URL")
-        found.append((host, port))
-    return found
-
-
-def _cluster_client(parts: SplitResult, scheme: str, query: dict[str, str]) -> redis.RedisCluster:
-    options = _url_options(parts, scheme, query)
-    db = options.pop("db", None)
-    if parts.path.strip("/") not in ("", "0") or db not in (None, 0):
-        raise ConfigurationError("a Redis Cluster has one database: 0; drop the db from the URL")
-    nodes = [ClusterNode(host, port) for host, port in _locations(parts)]  # type: ignore[no-untyped-call]
-    return redis.RedisCluster(startup_nodes=nodes, **options)
-
-
-def _sentinel_master(parts: SplitResult, query: dict[str, str]) -> tuple[Sentinel, redis.Redis]:
-    service, _, db = parts.path.strip("/").partition("/")
-    if not service or (db and not db.isdigit()):
-        raise ConfigurationError(
-            "a Sentinel store URL names the service and optionally the db: "
-            "redis+sentinel://host:port,host:port/service_name/db"
-        )
-    options = _url_options(parts, "redis", query)
-    if db:
-        options["db"] = int(db)
-    asking = {k: v for k, v in options.items() if k in _SENTINEL_OPTIONS}
-    asking["retry"] = _client_options()["retry"]
-    sentinel = Sentinel(_locations(parts), sentinel_kwargs=asking, **options)  # type: ignore[no-untyped-call]
-    master: redis.Redis = sentinel.master_for(service)  # type: ignore[no-untyped-call]
-    return sentinel, master
-
-
 @contextlib.contextmanager
 def _unavailable() -> Iterator[None]:
     try:
@@ -381,6 +336,7 @@ def _unavailable() -> Iterator[None]:
 def _header(record: SessionRecord) -> dict[str, str]:
     header = {
         "h": record.handle,
+        "k": record.kind.value,
         "c": repr(record.created_at),
         "l": repr(record.last_seen_at),
         "e": repr(record.expires_at),
@@ -398,11 +354,20 @@ def _flatten(mapping: dict[str, str]) -> list[str]:
     return [item for pair in mapping.items() for item in pair]
 
 
+def _kind(fields: dict[str, str]) -> RecordKind:
+    """Return the kind of a record hash; derived from its meta if written before kinds."""
+    if "k" in fields:
+        return RecordKind(fields["k"])
+    meta_kind = fields.get(_META + "kind")
+    return legacy_kind(json.loads(meta_kind) if meta_kind is not None else None)
+
+
 def _record(key: str, fields: dict[str, str]) -> SessionRecord:
     return SessionRecord(
         key=key,
         handle=fields["h"],
         user_id=fields.get("u"),
+        kind=_kind(fields),
         created_at=float(fields["c"]),
         last_seen_at=float(fields["l"]),
         expires_at=float(fields["e"]),

@@ -10,6 +10,13 @@ read costs no round trip (a process sends one ``PING`` per
 :data:`LIVENESS_SECONDS` at most, below), and a revocation on any instance
 takes effect at the next request on every other.
 
+Misses are cached too: in broadcast mode Redis reports the creation of a key
+under the prefix as it reports any change, so a cached "no such hash" is as
+exact as a cached hash. This is what makes the revocation stamp, read by
+every authenticated request and usually absent, cost no round trip. Misses
+have a table of their own, so that a flood of unknown keys (made-up session
+cookies) cannot push the cached sessions out.
+
 Safety rules:
 
 - a value read from Redis while any invalidation arrives is not cached (it
@@ -40,6 +47,8 @@ import redis
 
 #: Cached session hashes per process, at most (the oldest go first beyond).
 MAX_ENTRIES = 50_000
+#: Cached misses (keys with no hash) per process, at most, apart from the hashes.
+MAX_MISSES = 50_000
 #: After a failed subscription, reads bypass the cache this long before a new try.
 RETRY_SECONDS = 1.0
 #: A hit is served only if Redis answered the invalidation connection this recently.
@@ -48,13 +57,18 @@ _CHANNEL = "__redis__:invalidate"
 
 
 class TrackedReadCache:
-    """Cache ``HGETALL`` results of keys under one prefix, invalidated by Redis."""
+    """Cache ``HGETALL`` results of keys under one prefix, invalidated by Redis.
+
+    An empty result (no such key) is cached as well.
+    """
 
     def __init__(self, client: redis.Redis, prefix: str) -> None:
         self.client = client
         self.prefix = prefix
         self._lock = threading.Lock()
         self._entries: dict[str, dict[str, str]] = {}
+        #: Names read and found absent; an ordered set (the values are unused).
+        self._misses: dict[str, None] = {}
         #: Counts invalidations: a read spanning a change is not cached.
         self._epoch = 0
         self._conn: Any = None
@@ -64,25 +78,49 @@ class TrackedReadCache:
         self._answered_at = -math.inf
 
     def get(self, name: str) -> dict[str, str]:
-        """Return the fields of hash ``name``, from the cache when it is exact."""
+        """Return the fields of hash ``name`` (empty if none), from the cache when it is exact."""
         with self._lock:
-            if self._drain() and name in self._entries and self._answering():
-                cached = self._entries.get(name)  # the PING's wait may have evicted it
+            if self._drain() and self._holds(name) and self._answering():
+                # The PING's wait may have evicted it: look again.
+                cached = self._entries.get(name)
                 if cached is not None:
                     return cached
+                if name in self._misses:
+                    return {}
             epoch = self._epoch
         fields: dict[str, str] = self.client.hgetall(name)  # type: ignore[assignment]
         with self._lock:
-            if self._drain() and epoch == self._epoch and fields:
-                if len(self._entries) >= MAX_ENTRIES:
-                    del self._entries[next(iter(self._entries))]  # the oldest entry
-                self._entries[name] = fields
+            if self._drain() and epoch == self._epoch:
+                self._keep(name, fields)
         return fields
+
+    def _holds(self, name: str) -> bool:
+        return name in self._entries or name in self._misses
+
+    def _keep(self, name: str, fields: dict[str, str]) -> None:
+        """Cache what a read of ``name`` returned; the oldest entry of its table goes if full."""
+        if fields:
+            if len(self._entries) >= MAX_ENTRIES:
+                del self._entries[next(iter(self._entries))]
+            self._entries[name] = fields
+        else:
+            if len(self._misses) >= MAX_MISSES:
+                del self._misses[next(iter(self._misses))]
+            self._misses[name] = None
+
+    def _evict(self, name: str) -> None:
+        self._entries.pop(name, None)
+        self._misses.pop(name, None)
+
+    def _clear(self) -> None:
+        self._entries.clear()
+        self._misses.clear()
+        self._epoch += 1
 
     def forget(self, name: str) -> None:
         """Drop ``name`` now (this process wrote it; Redis will say so too)."""
         with self._lock:
-            self._entries.pop(name, None)
+            self._evict(name)
             self._epoch += 1
 
     def close(self) -> None:
@@ -91,8 +129,7 @@ class TrackedReadCache:
             self._reset()
 
     def _reset(self) -> None:
-        self._entries.clear()
-        self._epoch += 1
+        self._clear()
         if self._conn is not None:
             with contextlib.suppress(Exception):  # it is being thrown away either way
                 self._conn.disconnect()
@@ -106,8 +143,7 @@ class TrackedReadCache:
         """
         if self._pid != os.getpid():  # a forked child: nothing inherited is ours
             self._conn, self._pid = None, os.getpid()
-            self._entries.clear()
-            self._epoch += 1
+            self._clear()
         if self._conn is None and time.monotonic() < self._retry_at:
             return False  # subscribing failed a moment ago: read from Redis meanwhile
         try:
@@ -182,8 +218,7 @@ class TrackedReadCache:
             conn.disconnect()
             raise
         # Whatever was cached before this subscription may have changed unseen.
-        self._entries.clear()
-        self._epoch += 1
+        self._clear()
         self._conn = conn
         self._answered_at = sent  # it has just answered
 
@@ -193,7 +228,7 @@ class TrackedReadCache:
         self._epoch += 1
         keys = message[2]
         if keys is None:  # FLUSHDB / FLUSHALL
-            self._entries.clear()
+            self._clear()
             return
         for key in keys if isinstance(keys, list) else [keys]:
-            self._entries.pop(key, None)
+            self._evict(key)

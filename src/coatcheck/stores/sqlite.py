@@ -22,28 +22,40 @@ from typing import Any
 
 from ..core.clock import Clock, system_clock
 from ..core.errors import ConfigurationError, StoreUnavailable
-from ..core.records import SessionRecord
-from .base import SessionStore, check_save_arguments, merge
+from ..core.records import RecordKind, SessionRecord
+from .base import LEGACY_KINDS, SessionStore, check_record, check_save_arguments, merge
 
-SCHEMA_VERSION = 1
-_SCHEMA = """
+#: 2 added ``kind``; files of version 1 are upgraded in place at connect.
+SCHEMA_VERSION = 2
+_TABLE = """
 CREATE TABLE IF NOT EXISTS coatcheck_sessions (
     key TEXT PRIMARY KEY,
     handle TEXT NOT NULL UNIQUE,
     user_id TEXT,
+    kind TEXT NOT NULL DEFAULT 'session',
     created_at REAL NOT NULL,
     last_seen_at REAL NOT NULL,
     expires_at REAL NOT NULL,
     meta TEXT NOT NULL,
     data TEXT NOT NULL
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS coatcheck_sessions_user
-    ON coatcheck_sessions (user_id) WHERE user_id IS NOT NULL;
-CREATE INDEX IF NOT EXISTS coatcheck_sessions_expiry ON coatcheck_sessions (expires_at);
+) WITHOUT ROWID
 """
+_INDEXES = (
+    "CREATE INDEX IF NOT EXISTS coatcheck_sessions_user "
+    "ON coatcheck_sessions (user_id) WHERE user_id IS NOT NULL",
+    "CREATE INDEX IF NOT EXISTS coatcheck_sessions_expiry ON coatcheck_sessions (expires_at)",
+    # count(kind) reads this index alone.
+    "CREATE INDEX IF NOT EXISTS coatcheck_sessions_kind ON coatcheck_sessions (kind, expires_at)",
+)
 _SELECT = (
-    "SELECT key, handle, user_id, created_at, last_seen_at, expires_at, meta, data "
+    "SELECT key, handle, user_id, kind, created_at, last_seen_at, expires_at, meta, data "
     "FROM coatcheck_sessions "
+)
+# Completed by "INSERT" or "INSERT OR REPLACE" in front.
+_INTO = (
+    " INTO coatcheck_sessions "
+    "(key, handle, user_id, kind, created_at, last_seen_at, expires_at, meta, data) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
 )
 #: Rows cached per connection, at most (the oldest go first beyond).
 _CACHE_ENTRIES = 10_000
@@ -86,8 +98,7 @@ class SQLiteSessionStore(SessionStore):
         self._local.cache, self._local.version = {}, None
         with self._schema_lock:
             if not self._schema_ready:
-                conn.executescript(_SCHEMA)
-                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                _prepare_schema(conn)
                 self._schema_ready = True
         return conn
 
@@ -147,14 +158,10 @@ class SQLiteSessionStore(SessionStore):
         expect: tuple[str, str] | None = None,
     ) -> bool:
         check_save_arguments(changed, expect)
+        check_record(record)
         if changed is None:
             with self._writing() as conn:
-                conn.execute(
-                    "INSERT OR REPLACE INTO coatcheck_sessions "
-                    "(key, handle, user_id, created_at, last_seen_at, expires_at, meta, data) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    _row(record, record.data),
-                )
+                conn.execute("INSERT OR REPLACE" + _INTO, _row(record, record.data))
             self._purge_now_and_then()
             return True
         with self._transaction() as conn:
@@ -169,11 +176,36 @@ class SQLiteSessionStore(SessionStore):
             data = merge(stored, record.data, changed)
             meta = merge(json.loads(row[1]), record.meta, changed_meta)
             conn.execute(
-                "UPDATE coatcheck_sessions SET handle = ?, user_id = ?, created_at = ?, "
+                "UPDATE coatcheck_sessions SET handle = ?, user_id = ?, kind = ?, created_at = ?, "
                 "last_seen_at = ?, expires_at = ?, meta = ?, data = ? WHERE key = ?",
                 (*_row(record, data, meta)[1:], record.key),
             )
         return True
+
+    def add(self, record: SessionRecord) -> bool:
+        check_record(record)
+        # One statement, so atomic across connections and processes: insert,
+        # or take the place of a record that has expired, or do nothing.
+        with self._writing() as conn:
+            cursor = conn.execute(
+                "INSERT" + _INTO + "ON CONFLICT (key) DO UPDATE SET "
+                "handle = excluded.handle, user_id = excluded.user_id, kind = excluded.kind, "
+                "created_at = excluded.created_at, last_seen_at = excluded.last_seen_at, "
+                "expires_at = excluded.expires_at, meta = excluded.meta, data = excluded.data "
+                "WHERE coatcheck_sessions.expires_at <= ?",
+                (*_row(record, record.data), self.clock()),
+            )
+        self._purge_now_and_then()
+        return cursor.rowcount == 1
+
+    def count(self, kind: RecordKind) -> int:
+        with self._db() as conn:
+            row = conn.execute(
+                "SELECT COUNT(*) FROM coatcheck_sessions WHERE kind = ? AND expires_at > ?",
+                (kind.value, self.clock()),
+            ).fetchone()
+        found: int = row[0]
+        return found
 
     def touch(self, key: str, last_seen_at: float, expires_at: float) -> None:
         with self._writing() as conn:
@@ -234,6 +266,37 @@ class SQLiteSessionStore(SessionStore):
             self._local.conn = None
 
 
+def _prepare_schema(conn: sqlite3.Connection) -> None:
+    """Create the table and indexes, or bring a file of an older version up to date."""
+    if conn.execute("PRAGMA user_version").fetchone()[0] >= SCHEMA_VERSION:
+        return
+    # Under the write lock, so that two processes opening one old file at
+    # once do not both add the column.
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute(_TABLE)
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(coatcheck_sessions)")}
+        if "kind" not in columns:
+            _add_kind_column(conn)
+        for statement in _INDEXES:
+            conn.execute(statement)
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def _add_kind_column(conn: sqlite3.Connection) -> None:
+    """Add ``kind`` to a version 1 table, taking each row's kind from its meta."""
+    conn.execute("ALTER TABLE coatcheck_sessions ADD COLUMN kind TEXT NOT NULL DEFAULT 'session'")
+    for meta_kind, kind in LEGACY_KINDS.items():
+        conn.execute(
+            "UPDATE coatcheck_sessions SET kind = ? WHERE json_extract(meta, '$.kind') = ?",
+            (kind.value, meta_kind),
+        )
+
+
 def _row(
     record: SessionRecord, data: dict[str, str], meta: dict[str, Any] | None = None
 ) -> tuple[Any, ...]:
@@ -241,6 +304,7 @@ def _row(
         record.key,
         record.handle,
         record.user_id,
+        record.kind.value,
         record.created_at,
         record.last_seen_at,
         record.expires_at,
@@ -250,11 +314,12 @@ def _row(
 
 
 def _record(row: tuple[Any, ...]) -> SessionRecord:
-    key, handle, user_id, created_at, last_seen_at, expires_at, meta, data = row
+    key, handle, user_id, kind, created_at, last_seen_at, expires_at, meta, data = row
     return SessionRecord(
         key=key,
         handle=handle,
         user_id=user_id,
+        kind=RecordKind(kind),
         created_at=created_at,
         last_seen_at=last_seen_at,
         expires_at=expires_at,
