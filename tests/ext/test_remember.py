@@ -163,3 +163,58 @@ def test_a_remembered_user_is_the_new_sessions_user(make_app: Callable[..., Flas
     body = browser.get("/who").json
     assert body is not None and body["handle"] is not None
     assert body["handle"] == body["session"] and body["via"] == "session"
+
+
+def test_a_replay_within_the_grace_window_gets_the_same_session(
+    app: Flask, clock: ManualClock
+) -> None:
+    # The review: a replayed cookie got a session of its own that outlived the
+    # victim's logout. Now the replay gets the session the first use made.
+    victim = remembered(app)
+    copied = victim.cookie(REMEMBER)
+    assert copied is not None
+    restart(victim)
+    assert victim.get("/api/me").status_code == 200
+    clock.advance(5)
+    thief = https_client(app)
+    thief.set_cookie(REMEMBER, copied, domain="localhost")
+    assert thief.get("/api/me").status_code == 200
+    assert thief.get_cookie(SESSION, domain="localhost").value == victim.cookie(SESSION)  # type: ignore[union-attr]
+    assert thief.get_cookie(REMEMBER, domain="localhost").value == victim.cookie(REMEMBER)  # type: ignore[union-attr]
+    victim.csrf()
+    assert victim.post("/api/logout").status_code == 204
+    assert thief.get("/api/me").status_code == 401
+    thief.delete_cookie(SESSION, domain="localhost")
+    assert thief.get("/api/me").status_code == 401  # its remember cookie died too
+
+
+def test_logout_ends_every_session_the_series_made(app: Flask) -> None:
+    browser = remembered(app)
+    restart(browser)
+    assert browser.get("/api/me").status_code == 200  # a session made by the series
+    made = browser.cookie(SESSION)
+    browser.csrf()
+    assert browser.post("/api/logout").status_code == 204
+    again = https_client(app)
+    again.set_cookie(SESSION, made or "", domain="localhost")
+    assert again.get("/api/me").status_code == 401
+
+
+def test_an_invalid_remember_cookie_is_cleared(app: Flask) -> None:
+    raw = https_client(app, use_cookies=False)
+    response = raw.get("/api/me", headers={"Cookie": f"{REMEMBER}=garbage"})
+    assert response.status_code == 401
+    cleared = [c for c in set_cookies(response) if c.name == REMEMBER]
+    assert cleared and cleared[0].attributes.get("max-age") == "0"
+    assert response.headers["Cache-Control"] == "no-store"
+
+
+def test_one_series_is_one_record_however_often_it_is_used(app: Flask) -> None:
+    from coatcheck.core.records import RecordKind
+
+    browser = remembered(app)
+    store = CoatCheck.state(app).store
+    for _ in range(20):
+        restart(browser)
+        assert browser.get("/api/me").status_code == 200
+    assert store.count(RecordKind.REMEMBER) == 1

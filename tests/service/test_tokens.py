@@ -387,3 +387,50 @@ def test_a_token_login_is_audited(app: Flask) -> None:
     [event, *_] = CoatCheck.state(app).users.list_events(limit=1)
     assert event.event == "login_succeeded" and event.detail is not None
     assert event.detail["via"] == "token"
+
+
+def test_a_hundred_refreshes_leave_at_most_two_records(app: Flask) -> None:
+    # The review: each refresh wrote a new 30-day record (101 after 100 refreshes).
+    from coatcheck.core.records import RecordKind
+
+    store = CoatCheck.state(app).store
+    before = sum(store.count(kind) for kind in RecordKind)
+    tokens = get_tokens(app)
+    for _ in range(100):
+        tokens = refresh(app, tokens["refresh_token"]).json
+    assert me(app, tokens) == 200
+    assert sum(store.count(kind) for kind in RecordKind) - before <= 2
+
+
+def test_a_family_has_an_idle_and_an_absolute_lifetime(app: Flask, clock: ManualClock) -> None:
+    tokens = get_tokens(app)
+    for _ in range(3):  # refreshed every 29 days: alive for 87 days
+        clock.advance(29 * 86400)
+        reply = refresh(app, tokens["refresh_token"])
+        assert reply.status_code == 200
+        tokens = reply.json
+    clock.advance(4 * 86400)  # day 91: past the absolute lifetime of 90 days
+    assert refresh(app, tokens["refresh_token"]).status_code == 401
+    idle = get_tokens(app)
+    clock.advance(30 * 86400 + 1)  # a month without a refresh
+    assert refresh(app, idle["refresh_token"]).status_code == 401
+
+
+def test_a_refresh_reads_the_user_again(app: Flask) -> None:
+    tokens = get_tokens(app)
+    state = CoatCheck.state(app)
+    state.users.set_roles(1, ["editor"])  # straight in the database, behind coatcheck's back
+    fresh = refresh(app, tokens["refresh_token"]).json
+    assert good_claims(app, fresh)["roles"] == ["editor"]
+    state.users.set_disabled(1, True)
+    assert refresh(app, fresh["refresh_token"]).status_code == 401
+
+
+def test_a_replay_in_the_grace_window_gets_the_same_refresh_token(
+    app: Flask, clock: ManualClock
+) -> None:
+    tokens = get_tokens(app)
+    first = refresh(app, tokens["refresh_token"]).json
+    clock.advance(5)
+    again = refresh(app, tokens["refresh_token"]).json
+    assert again["refresh_token"] == first["refresh_token"]
