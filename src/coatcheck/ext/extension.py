@@ -11,13 +11,13 @@ from typing import TYPE_CHECKING, Any
 from flask import Flask, Response, current_app, has_request_context, request, session
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from ..auth.throttle import LoginThrottle
 from ..core.clock import Clock, system_clock
-from ..core.errors import CoatcheckError, ConfigurationError
+from ..core.errors import CoatcheckError
 from ..core.passwords import PasswordHasher
 from ..core.records import LifetimePolicy
 from ..core.settings import Settings
 from ..core.signing import CookieSigner, signing_keys
-from ..core.throttle import LoginThrottle, ratelimit_url_for
 from ..core.tokens import TokenSigner
 from ..stores.base import SessionStore, open_store
 from .client import client_address, client_user_agent
@@ -281,17 +281,4 @@ def _template_context() -> dict[str, Any]:
 
 
 def _make_throttle(settings: Settings) -> LoginThrottle:
-    if settings.ratelimit_url:
-        url, prefix = settings.ratelimit_url, "coatcheck-throttle"
-    else:
-        url, prefix = ratelimit_url_for(settings.store_url)
-    try:
-        return LoginThrottle(
-            url, settings.throttle_account, settings.throttle_address, key_prefix=prefix
-        )
-    except Exception as exc:  # the limits library's own errors may quote the URL
-        scheme = url.partition("://")[0]
-        raise ConfigurationError(
-            f"the login throttle cannot use a {scheme}:// store ({type(exc).__name__}); "
-            "set COATCHECK_RATELIMIT_URL to a storage URL of the limits library"
-        ) from None
+    return LoginThrottle.from_settings(settings)
