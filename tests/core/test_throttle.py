@@ -83,7 +83,13 @@ def test_a_success_gives_the_pairs_slots_back(throttle: LoginThrottle) -> None:
     fail(throttle, "alice", "203.0.113.9", 4)
     assert attempt(throttle, "alice", "203.0.113.9", right=True) is None
     fail(throttle, "alice", "203.0.113.9", 5)
-    assert throttle.reserve("alice", "203.0.113.9") is not None
+    refused = throttle.reserve("alice", "203.0.113.9")
+    assert refused is not None and refused.first
+    # After a success there, a new lock of the pair is audited anew.
+    throttle.succeeded("alice", "203.0.113.9")
+    fail(throttle, "alice", "203.0.113.9", 5)
+    again = throttle.reserve("alice", "203.0.113.9")
+    assert again is not None and again.first
 
 
 def test_a_refused_attempt_takes_no_slot(make_throttle: Callable[..., LoginThrottle]) -> None:

@@ -8,8 +8,8 @@ is checked), then :meth:`~LoginThrottle.failed` or
     Attempts at one account from one client address. :meth:`reserve` takes a
     slot atomically before the password is checked, so parallel guesses
     cannot all pass while the first ones are still hashing. A failure keeps
-    its slot; a success gives the pair's slots back, since whoever is at that
-    address knows the password. A stranger's failures lock only the
+    its slot; a success gives the pair's slots (and its audit mark) back,
+    since whoever is at that address knows the password. A stranger's failures lock only the
     stranger's pair: the owner at another address logs in as usual.
 
 ``account`` (``COATCHECK_THROTTLE_ACCOUNT_CEILING``, 50 per 15 minutes)
@@ -239,11 +239,14 @@ class LoginThrottle:
     def succeeded(self, username: str, address: str) -> None:
         """Give the pair's slots back after a right password.
 
-        The account's ceiling and the address's budget keep their failures.
+        The pair's audit mark goes too, so that a new lock of the pair is
+        audited. The account's ceiling and the address's budget keep their
+        failures.
         """
         account, place = _account_key(username), _address_key(address)
         with _unavailable():
             self.limiter.clear(self.rates["pair"], "pair", account, place)
+            self.limiter.clear(self._audit["pair"], "audit", "pair", account, place)
 
     def reserve_registration(self, address: str) -> Refusal | None:
         """Count a registration attempt from ``address``; return a refusal or ``None``."""

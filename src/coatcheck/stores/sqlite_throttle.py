@@ -182,11 +182,13 @@ class SQLiteThrottleStorage(Storage, MovingWindowSupport):
             conn.execute(
                 "DELETE FROM throttle_counters WHERE key = ? AND expires_at <= ?", (key, now)
             )
-            (value,) = conn.execute(
+            conn.execute(
                 "INSERT INTO throttle_counters (key, value, expires_at) VALUES (?, ?, ?) "
-                "ON CONFLICT (key) DO UPDATE SET value = value + excluded.value "
-                "RETURNING value",
+                "ON CONFLICT (key) DO UPDATE SET value = value + excluded.value",
                 (key, amount, now + expiry),
+            )
+            (value,) = conn.execute(
+                "SELECT value FROM throttle_counters WHERE key = ?", (key,)
             ).fetchone()
         return int(value)
 
