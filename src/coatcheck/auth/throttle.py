@@ -19,9 +19,10 @@ is checked), then :meth:`~LoginThrottle.failed` or
     owner's included, until the window frees a slot. A success does *not*
     clear it: the owner's login proves nothing about the guesses made
     elsewhere, and clearing would give an attacker a fresh budget each time
-    the owner logs in. Reaching it takes more failing addresses than the
-    ceiling divided by the pair's limit (11 by default), which is an attack
-    under way, and it lifts by itself one window after the guessing stops.
+    the owner logs in. Reaching it takes at least the ceiling divided by the
+    pair's limit in failing addresses (10 by default; an IPv6 /64 counts
+    once), which is an attack under way, and it lifts by itself as the
+    window moves past the guesses.
 
 ``address`` (``COATCHECK_THROTTLE_ADDRESS``, 100 per 15 minutes)
     Failures from one client address, whatever the accounts (one address
