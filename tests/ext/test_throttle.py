@@ -19,9 +19,9 @@ from .auth_app import PASSWORD, Browser, build_auth_app
 def limits_clock(monkeypatch: pytest.MonkeyPatch, clock: ManualClock) -> ManualClock:
     """Make the limits library's in-memory counters read our clock."""
     monkeypatch.setattr(limits.storage.memory, "time", types.SimpleNamespace(time=clock))
-    import coatcheck.core.throttle as throttle
+    import coatcheck.core.clock as system_time  # the throttle's default clock
 
-    monkeypatch.setattr(throttle, "time", types.SimpleNamespace(time=clock))
+    monkeypatch.setattr(system_time, "time", types.SimpleNamespace(time=clock))
     return clock
 
 

@@ -22,11 +22,11 @@ import redis
 from flask import Flask
 
 from coatcheck import CoatCheck
+from coatcheck.auth.throttle import ratelimit_url_for
 from coatcheck.core.clock import ManualClock
 from coatcheck.core.errors import ConfigurationError, StoreUnavailable
 from coatcheck.core.passwords import PasswordHasher
 from coatcheck.core.records import SessionRecord
-from coatcheck.core.throttle import ratelimit_url_for
 from coatcheck.stores.base import SessionStore, open_store
 from coatcheck.stores.redis import RedisSessionStore
 from coatcheck.testing import make_record
