@@ -13,6 +13,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from ..core.clock import Clock, system_clock
 from ..core.errors import CoatcheckError, ConfigurationError
+from ..core.logtext import escape_for_log
 from ..core.passwords import PasswordHasher
 from ..core.records import LifetimePolicy
 from ..core.settings import Settings
@@ -104,12 +105,12 @@ class CoatCheckState:
             ):
                 handle = current.handle
         user_key = int(user_id) if user_id is not None and str(user_id).isdigit() else None
-        log.info(  # %r: a typed username must not forge log lines
-            "security event %s user=%s username=%r ip=%s session=%s",
+        log.info(  # escaped: a typed username must not forge log lines
+            "security event %s user=%s username=%s ip=%s session=%s",
             event,
             user_key,
-            username,
-            ip,
+            escape_for_log(username),
+            escape_for_log(ip),
             handle,
         )
         security_event.send(self, event=event, user_id=user_key, username=username)
