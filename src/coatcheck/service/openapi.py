@@ -461,7 +461,7 @@ def _ops_paths(*, metrics: bool) -> dict[str, Schema]:
     paths = {
         "/api/inspect": get(
             "inspect",
-            "What the browser sent and what the server keeps; secrets masked.",
+            "What the browser sent and what the server keeps; cookie values masked.",
             {"200": _ok("The inspector's report.", _ref("Inspection")), "503": _UNAVAILABLE},
             security=[{}, _SESSION, _BEARER],
         ),
@@ -563,7 +563,11 @@ def _inspection() -> Schema:
     cookie = _object(
         {
             "name": _STR,
-            "value": {**_STR, "description": "Masked for secret cookies."},
+            "value": {
+                **_STR,
+                "description": "Masked (a few characters and the length) for every cookie "
+                "but the lessons' demo cookies (mouse, flavour, username, lesson-session).",
+            },
             "masked": _BOOL,
             "size": _INT,
             "percent": {"type": "number"},
