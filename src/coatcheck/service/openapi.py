@@ -525,14 +525,21 @@ def _ops_paths(*, metrics: bool) -> dict[str, Schema]:
     if metrics:
         paths["/metrics"] = get(
             "metrics",
-            "Prometheus metrics (coatcheck serve --metrics).",
+            "Prometheus metrics (coatcheck serve --metrics), to the metrics bearer token.",
             {
                 "200": {
                     "description": "The Prometheus text exposition format.",
                     "content": {"text/plain": {"schema": _STR}},
                 },
+                "401": _error(
+                    "No bearer token was sent.",
+                    "unauthenticated",
+                    headers={"WWW-Authenticate": {"required": True, "schema": _STR}},
+                ),
+                "403": _error("The bearer token is not the metrics token.", "forbidden"),
                 "503": _UNAVAILABLE_OR_PAGE,
             },
+            security=[{"metricsToken": []}],
         )
     return paths
 
@@ -669,8 +676,8 @@ def _schemas() -> dict[str, Schema]:
     }
 
 
-def _security_schemes(session_cookie: str, csrf_cookie: str) -> dict[str, Schema]:
-    return {
+def _security_schemes(session_cookie: str, csrf_cookie: str, *, metrics: bool) -> Schema:
+    schemes: Schema = {
         "sessionCookie": {
             "type": "apiKey",
             "in": "cookie",
@@ -699,6 +706,14 @@ def _security_schemes(session_cookie: str, csrf_cookie: str) -> dict[str, Schema
             "token and no cookie need no CSRF token.",
         },
     }
+    if metrics:
+        schemes["metricsToken"] = {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "COATCHECK_METRICS_TOKEN, or the token generated into "
+            "<instance>/metrics_token.",
+        }
+    return schemes
 
 
 _DESCRIPTION = """\
@@ -754,7 +769,7 @@ def build_document(
                     "schema": {"type": "integer", "minimum": 0},
                 }
             },
-            "securitySchemes": _security_schemes(session_cookie, csrf_cookie),
+            "securitySchemes": _security_schemes(session_cookie, csrf_cookie, metrics=metrics),
         },
     }
     # A deep copy: the tables above are shared by many operations and must not change.
