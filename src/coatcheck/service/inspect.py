@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, render_template, request
-from flask.blueprints import BlueprintSetupState
 
 from ..core.settings import Settings
 from ..core.signing import CookieSigner, signing_keys
@@ -49,7 +48,6 @@ LESSON_COOKIE = "lesson-session"
 LESSON_DEFAULTS = {"hello": "World", "goodnight": "Moon"}
 #: The lessons' own demo cookies: the one cookies whose values these pages show.
 DEMO_COOKIES = frozenset({"mouse", "flavour", "username", LESSON_COOKIE})
-_SIGNER_KEY = "coatcheck.lessons.signer"
 
 _ROLES = {
     "session": "The session ID: your ticket at the coat check. Your data stays on the server.",
@@ -363,28 +361,16 @@ def index() -> str:
     return render_template("lessons.html", lessons=LESSONS)
 
 
-@lessons.record_once
-def _make_signer(setup: BlueprintSetupState) -> None:
-    app = setup.app
-    keys = signing_keys(app.config.get("SECRET_KEY"), app.config.get("SECRET_KEY_FALLBACKS") or ())
-    app.extensions[_SIGNER_KEY] = CookieSigner(keys, LESSON_COOKIE)
-
-
 def _lesson_signer() -> CookieSigner:
-    signer: CookieSigner = current_app.extensions[_SIGNER_KEY]
-    return signer
+    config = current_app.config
+    keys = signing_keys(config.get("SECRET_KEY"), config.get("SECRET_KEY_FALLBACKS") or ())
+    return CookieSigner(keys, LESSON_COOKIE)
 
 
 def _cookie_session(max_age: int) -> dict[str, Any] | None:
     """Return the data of the request's signed lesson cookie, or ``None``."""
-    signed = request.cookies.get(LESSON_COOKIE)
-    if not signed:
-        return None
-    text = _lesson_signer().verify(signed, max_age=max_age)
-    try:
-        data = json.loads(text) if text is not None else None
-    except ValueError:
-        return None
+    text = _lesson_signer().verify(request.cookies.get(LESSON_COOKIE, ""), max_age=max_age)
+    data = json.loads(text) if text is not None else None  # only JSON is ever signed
     return data if isinstance(data, dict) else None
 
 
