@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip install -q --disable-pip-version-check
 
-.PHONY: run test lint typecheck unit chromium wrk bench load fuzz clean
+.PHONY: run test lint typecheck unit chromium nginx wrk bench load fuzz clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,7 +40,17 @@ chromium:
 	      DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null; }; \
 	  else echo "chromium is missing: the browser tests will skip (apt-get install chromium)"; fi; }
 
-unit: $(VENV)/.installed-test chromium
+# The forward-auth recipe test runs nginx itself (nginx-light is enough: it has auth_request).
+nginx:
+	@command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing nginx-light with apt-get"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q nginx-light >/dev/null 2>&1 || \
+	    { DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null && \
+	      DEBIAN_FRONTEND=noninteractive apt-get install -y -q nginx-light >/dev/null; }; \
+	  else echo "nginx is missing: the nginx recipe test will skip (apt-get install nginx-light)"; fi; }
+
+unit: $(VENV)/.installed-test chromium nginx
 	$(BIN)/pytest
 
 test: lint typecheck unit

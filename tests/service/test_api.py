@@ -261,19 +261,6 @@ def test_readyz_is_503_when_a_store_is_down(
     assert response.json["checks"]["sessions"] == "unavailable"  # type: ignore[index]
 
 
-def test_metrics_only_when_enabled(make_service: Callable[..., Flask], service: Flask) -> None:
-    assert https_client(service).get("/metrics").status_code == 404
-    app = make_service(COATCHECK_METRICS=True)
-    add_user(app, "alice")
-    Browser(app).login("alice", "wrong password here")
-    Browser(app).login("alice")
-    text = https_client(app).get("/metrics").text
-    assert "coatcheck_logins_total 1.0" in text
-    assert "coatcheck_login_failures_total 1.0" in text
-    assert "coatcheck_request_seconds_bucket" in text
-    assert "coatcheck_active_sessions 1.0" in text
-
-
 @pytest.mark.parametrize(
     ("method", "path", "status"),
     [

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 from pathlib import Path
 from typing import Any
 
@@ -11,9 +13,10 @@ from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
 from coatcheck.core.passwords import PasswordHasher
+from coatcheck.core.records import RecordKind
 from coatcheck.ext import CoatCheck
 from coatcheck.service import create_app
-from coatcheck.service.inspect import mask
+from coatcheck.service.inspect import LESSON_COOKIE, mask
 
 from ..conftest import TEST_SECRET_KEY
 
@@ -79,6 +82,12 @@ def by_name(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {cookie["name"]: cookie for cookie in report["cookies"]}
 
 
+def store_session(client: FlaskClient, **data: str) -> None:
+    """Give the client a stored server session holding ``data`` (as an application would)."""
+    with client.session_transaction(base_url=BASE) as session:
+        session.update(data)
+
+
 def assert_not_leaked(secret: str, body: str) -> None:
     assert len(secret) >= 12
     for start in range(len(secret) - 11):
@@ -104,15 +113,17 @@ def test_api_lists_each_cookie_with_its_size_and_share_of_the_limit(
     assert cookies["flavour"]["masked"] is False and cookies["flavour"]["coatcheck"] is None
     assert cookies["big"]["size"] == 4004 and cookies["big"]["over_limit"] is False
     assert cookies["big"]["percent"] == 97.8
+    assert cookies["big"]["value"] == "xxxx… (4000 chars)" and cookies["big"]["masked"] is True
 
 
 def test_sizes_are_bytes_as_sent(raw_client: FlaskClient) -> None:
     # WSGI hands the header over as latin-1 text: "é" in UTF-8 is two bytes.
-    sent = "café=crème".encode().decode("latin-1")
+    sent = "café=crème; mouse=crème".encode().decode("latin-1")
     report = get(raw_client, "/api/inspect", sent).get_json()
-    [cookie] = report["cookies"]
-    assert cookie["name"] == "café" and cookie["value"] == "crème"
-    assert cookie["size"] == len("café=crème".encode())
+    cafe, mouse = report["cookies"]
+    assert cafe["name"] == "café" and cafe["value"] == "c… (5 chars)"
+    assert cafe["size"] == len("café=crème".encode())
+    assert mouse["value"] == "crème" and mouse["size"] == len("mouse=crème".encode())
 
 
 def test_a_cookie_over_the_limit_is_flagged(raw_client: FlaskClient) -> None:
@@ -127,12 +138,12 @@ def test_a_cookie_over_the_limit_is_flagged(raw_client: FlaskClient) -> None:
 )
 def test_secret_looking_cookies_are_masked(raw_client: FlaskClient, name: str) -> None:
     secret = "S3cr3tValue-" + "q" * 31
-    response = get(raw_client, "/api/inspect", f"{name}={secret}; plain=visible")
+    response = get(raw_client, "/api/inspect", f"{name}={secret}; mouse=visible")
     body = response.get_data(as_text=True)
     cookies = by_name(response.get_json())
     assert cookies[name]["value"] == "S3cr… (43 chars)"
     assert cookies[name]["masked"] is True
-    assert cookies["plain"]["value"] == "visible"
+    assert cookies["mouse"]["value"] == "visible"
     assert_not_leaked(secret, body)
 
 
@@ -173,10 +184,10 @@ def test_insecure_mode_names_and_attributes(tmp_path: Path) -> None:
 
 def test_duplicated_cookies_are_all_listed(raw_client: FlaskClient) -> None:
     report = get(
-        raw_client, "/api/inspect", "a=1; a=2; __Host-session=x; __Host-session=y"
+        raw_client, "/api/inspect", "mouse=1; mouse=2; __Host-session=x; __Host-session=y"
     ).get_json()
     names = [cookie["name"] for cookie in report["cookies"]]
-    assert names == ["a", "a", "__Host-session", "__Host-session"]
+    assert names == ["mouse", "mouse", "__Host-session", "__Host-session"]
     assert all(cookie["duplicate"] for cookie in report["cookies"])
     assert [c["value"] for c in report["cookies"][:2]] == ["1", "2"]
 
@@ -202,7 +213,7 @@ def test_garbage_session_cookie_creates_no_session(app: Flask, raw_client: Flask
 
 
 def test_reading_the_inspector_does_not_change_the_session(app: Flask, client: FlaskClient) -> None:
-    get(client, "/sessions/hello")
+    store_session(client, hello="World")
     [before] = CoatCheck.state(app).store.list_all()
     for path in ("/api/inspect", "/inspect"):
         response = get(client, path)
@@ -218,12 +229,13 @@ def test_reading_the_inspector_does_not_change_the_session(app: Flask, client: F
 
 
 def test_session_contents_are_shown(app: Flask, client: FlaskClient) -> None:
-    get(client, "/sessions/hello")
+    store_session(client, note="kept")
+    get(client, "/sessions/hello")  # a stored session: the lesson writes into it
     [record] = CoatCheck.state(app).store.list_all()
     session = get(client, "/api/inspect").get_json()["session"]
     assert session["stored"] is True
     assert session["handle"] == record.handle
-    assert session["data"] == {"hello": "World", "goodnight": "Moon"}
+    assert session["data"] == {"note": "kept", "hello": "World", "goodnight": "Moon"}
     for key in ("created_at", "last_seen_at", "expires_at"):
         assert session[key].endswith("Z")
     assert session["user"] is None
@@ -283,6 +295,32 @@ def test_session_data_under_a_secret_key_is_masked(client: FlaskClient) -> None:
     assert_not_leaked(secret, lesson.get_data(as_text=True))
 
 
+@pytest.mark.parametrize("path", ["/api/inspect", "/inspect", "/check-cookie", "/sessions/k"])
+def test_other_applications_cookies_are_masked(raw_client: FlaskClient, path: str) -> None:
+    jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJlLW9mLWEtand0"
+    api_key = "ak_live_" + "9" * 32
+    cookie = f"jwt={jwt}; api_key={api_key}; prefs=dark-mode-on; mouse=Cookie"
+    response = get(raw_client, path, cookie)
+    assert response.status_code == 200
+    body = response.get_data(as_text=True)
+    for value in (jwt, api_key):
+        assert_not_leaked(value, body)
+    assert "dark-mode-on" not in body
+    assert "Cookie" in body  # the lesson's own demo cookie stays visible
+    if path == "/api/inspect":
+        cookies = by_name(response.get_json())
+        assert cookies["jwt"]["value"] == mask(jwt) and cookies["jwt"]["masked"] is True
+        assert cookies["api_key"]["value"] == mask(api_key)
+        assert cookies["mouse"]["value"] == "Cookie" and cookies["mouse"]["masked"] is False
+
+
+def test_demo_cookies_are_masked_too_without_the_lessons(tmp_path: Path) -> None:
+    app = make_app(tmp_path, COATCHECK_LESSONS="false")
+    response = get(app.test_client(use_cookies=False), "/api/inspect", "username=Alice")
+    [cookie] = response.get_json()["cookies"]
+    assert cookie["value"] == mask("Alice") and cookie["masked"] is True
+
+
 # -- bad input ----------------------------------------------------------------------
 
 
@@ -308,8 +346,7 @@ def test_bad_cookies_never_make_a_500(
 ) -> None:
     response = get(raw_client, path, cookie)
     assert response.status_code == 200, response.get_data(as_text=True)[:500]
-    if path != "/sessions/k":  # the lesson writes the session; nothing else may
-        assert CoatCheck.state(app).store.list_all() == []
+    assert CoatCheck.state(app).store.list_all() == []
 
 
 def test_many_cookies_are_capped_in_the_report(raw_client: FlaskClient) -> None:
@@ -320,7 +357,7 @@ def test_many_cookies_are_capped_in_the_report(raw_client: FlaskClient) -> None:
 
 
 def test_html_escapes_cookie_names_and_values(raw_client: FlaskClient) -> None:
-    response = get(raw_client, "/inspect", "x=<script>alert(1)</script>; <img>=1")
+    response = get(raw_client, "/inspect", "mouse=<script>alert(1)</script>; <img>=1")
     assert response.status_code == 200
     body = response.get_data(as_text=True)
     assert "<script>alert(1)</script>" not in body and "<img>" not in body
@@ -343,7 +380,7 @@ def test_html_shows_a_meter_per_cookie(raw_client: FlaskClient) -> None:
 
 
 def test_html_cuts_long_values_short(raw_client: FlaskClient) -> None:
-    body = get(raw_client, "/inspect", "long=" + "v" * 3000).get_data(as_text=True)
+    body = get(raw_client, "/inspect", "flavour=" + "v" * 3000).get_data(as_text=True)
     assert "v" * 200 in body and "v" * 201 not in body
     assert "3000 characters" in body
 
@@ -374,18 +411,66 @@ def test_sessions_lesson_sets_defaults_and_a_cookie(app: Flask, client: FlaskCli
     assert second["session"]["session_value"] == "Moon"
     cookies = {name: value for item in second["cookies"] for name, value in item.items()}
     assert cookies["mouse"] == "Cookie"
-    session_id = jar_value(client, "__Host-session")
-    assert session_id is not None
-    assert cookies["__Host-session"] == mask(session_id)
+    assert cookies[LESSON_COOKIE] == jar_value(client, LESSON_COOKIE)  # a demo: shown
     assert get(client, "/sessions/missing").get_json()["session"]["session_value"] is None
+
+
+def test_an_anonymous_visitor_gets_a_cookie_session_not_a_record(
+    app: Flask, client: FlaskClient
+) -> None:
+    first = get(client, "/sessions/hello")
+    lesson = [h for h in first.headers.getlist("Set-Cookie") if h.startswith(LESSON_COOKIE)]
+    assert len(lesson) == 1
+    attributes = {part.strip() for part in lesson[0].split(";")[1:]}
+    assert attributes == {"Secure", "HttpOnly", "Path=/", "SameSite=Lax"}
+    assert jar_value(client, "__Host-session") is None
+    again = get(client, "/sessions/goodnight")
+    assert again.get_json()["session"]["session_value"] == "Moon"
+    # Written only when missing: a valid cookie session is not sent again.
+    assert not [h for h in again.headers.getlist("Set-Cookie") if h.startswith(LESSON_COOKIE)]
+    assert CoatCheck.state(app).store.count(RecordKind.SESSION) == 0
+    assert CoatCheck.state(app).store.list_all() == []
+
+
+def test_a_flood_of_anonymous_lesson_requests_does_not_grow_the_store(app: Flask) -> None:
+    store = CoatCheck.state(app).store
+    for i in range(1000):
+        client = app.test_client()  # a new visitor each time
+        cookie = None if i % 2 else f"{LESSON_COOKIE}=forged{i}; __Host-session={'A' * 43}"
+        assert get(client, f"/sessions/k{i}", cookie).status_code == 200
+    assert store.count(RecordKind.SESSION) == 0
+    assert store.list_all() == []
+
+
+@pytest.mark.parametrize("tamper", ["flip", "unsigned", "other-purpose"])
+def test_a_tampered_cookie_session_is_ignored(app: Flask, client: FlaskClient, tamper: str) -> None:
+    get(client, "/sessions/hello")
+    signed = jar_value(client, LESSON_COOKIE)
+    assert signed is not None
+    payload = base64.urlsafe_b64encode(json.dumps({"hello": "Mallory"}).encode()).decode()
+    forged = {
+        "flip": signed[:-2] + ("A" if signed[-2] != "A" else "B") + signed[-1],
+        "unsigned": payload.rstrip("="),
+        "other-purpose": CoatCheck.state(app).csrf_signer.sign(json.dumps({"hello": "Mallory"})),
+    }[tamper]
+    client.set_cookie(LESSON_COOKIE, forged, domain="localhost")
+    response = get(client, "/sessions/hello")
+    assert response.get_json()["session"]["session_value"] == "World"
+    # A bad cookie session is replaced by a good one, as a bad session ID would be.
+    assert jar_value(client, LESSON_COOKIE) not in (None, forged)
+
+
+def test_a_stored_session_is_used_for_the_lesson(app: Flask, client: FlaskClient) -> None:
+    log_in(app, client)
+    response = get(client, "/sessions/hello")
+    assert response.get_json()["session"]["session_value"] == "World"
+    assert not [h for h in response.headers.getlist("Set-Cookie") if h.startswith(LESSON_COOKIE)]
     [record] = CoatCheck.state(app).store.list_all()
-    assert set(record.data) == {"hello", "goodnight"}
+    assert set(record.data) >= {"hello", "goodnight"}
 
 
 def test_sessions_lesson_keeps_existing_values(client: FlaskClient) -> None:
-    get(client, "/sessions/hello")
-    with client.session_transaction(base_url=BASE) as session:
-        session["hello"] = "Moon"
+    store_session(client, hello="Moon")
     assert get(client, "/sessions/hello").get_json()["session"]["session_value"] == "Moon"
 
 
@@ -408,12 +493,12 @@ def test_set_cookie_lesson_sets_a_bare_cookie(client: FlaskClient) -> None:
 
 def test_check_cookie_lists_and_masks(raw_client: FlaskClient) -> None:
     secret = "T0k3n" + "w" * 38
-    response = get(raw_client, "/check-cookie", f"a=1; __Host-session={secret}; b=two")
+    response = get(raw_client, "/check-cookie", f"mouse=1; __Host-session={secret}; b=two")
     assert response.mimetype == "text/plain"
     assert response.get_data(as_text=True).splitlines() == [
-        "a=1",
+        "mouse=1",
         f"__Host-session={mask(secret)}",
-        "b=two",
+        "b=… (3 chars)",
     ]
     empty = get(raw_client, "/check-cookie").get_data(as_text=True)
     assert "no cookies" in empty

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -230,8 +231,13 @@ def test_successful_answers_conform(make_service: Callable[..., Flask]) -> None:
     check(
         "GET", "/auth/verify", http.get("/auth/verify", headers={"Accept": "application/json"}), 401
     )
-    for path in ("/healthz", "/readyz", "/metrics", "/openapi.json"):
+    for path in ("/healthz", "/readyz", "/openapi.json"):
         check("GET", path, http.get(path), 200)
+    token = (Path(app.instance_path) / "metrics_token").read_text().strip()
+    scrape = {"Authorization": f"Bearer {token}"}
+    check("GET", "/metrics", http.get("/metrics", headers=scrape), 200)
+    check("GET", "/metrics", http.get("/metrics"), 401)
+    check("GET", "/metrics", http.get("/metrics", headers={"Authorization": "Bearer x"}), 403)
     check("GET", "/.well-known/jwks.json", http.get("/.well-known/jwks.json"), 404)
     check("POST", "/api/logout", root.post("/api/logout"), 204)
 

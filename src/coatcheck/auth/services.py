@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..core.clock import Clock, system_clock
+from ..core.logtext import escape_for_log
 from ..core.passwords import PasswordHasher
 from ..core.records import LifetimePolicy
 from ..core.settings import Settings
@@ -127,12 +128,12 @@ class Services:
     ) -> None:
         """Record a security event in the audit log, the log and with every listener."""
         user_key = int(user_id) if user_id is not None and str(user_id).isdigit() else None
-        log.info(  # %r: a typed username must not forge log lines
-            "security event %s user=%s username=%r ip=%s session=%s",
+        log.info(  # escaped: a typed username must not forge log lines
+            "security event %s user=%s username=%s ip=%s session=%s",
             event,
             user_key,
-            username,
-            client.ip,
+            escape_for_log(username),
+            escape_for_log(client.ip),
             client.session_handle,
         )
         self.users.record_event(

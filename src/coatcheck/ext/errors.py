@@ -24,6 +24,7 @@ from ..core.errors import (
     Unauthenticated,
     UsernameTaken,
 )
+from ..core.logtext import escape_for_log
 from ..users import InvalidEmail
 from .client import bearer_token
 from .context import services
@@ -91,7 +92,10 @@ def _handle_store_unavailable(exc: StoreUnavailable) -> Response:
 
 def _handle_csrf(exc: CSRFError) -> Response:
     current_app.logger.warning(
-        "CSRF check failed (%s) for %s %s", exc.reason, request.method, request.path
+        "CSRF check failed (%s) for %s %s",
+        exc.reason,
+        escape_for_log(request.method),
+        escape_for_log(request.path),
     )
     return error_response(403, "csrf_failed", csrf.MESSAGES.get(exc.reason, "CSRF check failed."))
 

@@ -98,7 +98,12 @@ def main() -> None:
 @click.option("--workers", default=1, show_default=True, help="gunicorn worker processes.")
 @click.option("--dev", is_flag=True, help="Flask's development server with the reloader.")
 @click.option("--no-lessons", is_flag=True, help="Turn off the course examples.")
-@click.option("--metrics", is_flag=True, help="Serve Prometheus metrics at /metrics.")
+@click.option(
+    "--metrics",
+    is_flag=True,
+    help="Serve Prometheus metrics at /metrics, to a bearer token: COATCHECK_METRICS_TOKEN, "
+    "else one generated into <instance>/metrics_token.",
+)
 def serve(
     config: dict[str, Any],
     host: str,
@@ -119,6 +124,13 @@ def serve(
             os.makedirs(folder, mode=0o700)
             os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder
     app = _app(config)  # fail fast on a bad configuration, and create the secret once
+    if metrics and not app.config.get("COATCHECK_METRICS_TOKEN"):
+        from .metrics import TOKEN_FILE
+
+        path = os.path.join(app.instance_path, TOKEN_FILE)
+        click.echo(
+            f"metrics: /metrics wants 'Authorization: Bearer <the token in {path}>'", err=True
+        )
     if dev:
         app.run(host=host, port=port, debug=True)
         return

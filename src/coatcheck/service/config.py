@@ -20,6 +20,8 @@ DEFAULTS: dict[str, Any] = {
     "COATCHECK_LOGIN_URL": "/login",
     "COATCHECK_LESSONS": True,
     "COATCHECK_METRICS": False,
+    # The bearer token /metrics wants; unset, one is generated into the instance folder.
+    "COATCHECK_METRICS_TOKEN": None,
     "MAX_CONTENT_LENGTH": 64 * 1024,
     "MAX_FORM_MEMORY_SIZE": 64 * 1024,
     "MAX_FORM_PARTS": 100,

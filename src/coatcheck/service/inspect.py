@@ -2,11 +2,15 @@
 
 ``/inspect`` (and ``/api/inspect``) shows what the browser sent, what
 coatcheck's own cookies are set with and what each attribute does, and what the
-server keeps for the session. Secret values are masked everywhere: an XSS that
-reads these pages learns no session ID, remember-me token or CSRF secret.
+server keeps for the session. Cookie values are masked everywhere, except the
+lessons' own demo cookies: an XSS that reads these pages learns no session ID,
+remember-me token or CSRF secret, nor any other application's cookie on this
+host (a ``jwt``, an ``api_key``...).
 
 The lessons are the course examples the project grew from, live, with the same
-masking. ``create_app`` registers them unless ``COATCHECK_LESSONS`` is off.
+masking. ``create_app`` registers them unless ``COATCHECK_LESSONS`` is off. The
+session lesson keeps an anonymous visitor's values in a signed cookie, never in
+the store: a flood of anonymous requests must not grow it.
 """
 
 from __future__ import annotations
@@ -16,9 +20,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, render_template, request
+from flask import Blueprint, Response, current_app, jsonify, render_template, request
 
 from ..core.settings import Settings
+from ..core.signing import CookieSigner, signing_keys
 from ..ext import CoatCheck, current_session, current_user, iso_time
 from ..ext.cookies import cookie_name
 from ..ext.csrf import COOKIE_MAX_AGE
@@ -28,7 +33,7 @@ lessons = Blueprint("lessons", __name__)
 
 #: Bytes a browser keeps at most per cookie (its name and value).
 COOKIE_LIMIT = 4096
-#: A cookie whose name contains one of these is treated as a secret and masked.
+#: A session key whose name contains one of these is treated as a secret and masked.
 SECRET_WORDS = ("session", "remember", "csrf", "token", "auth", "sid")
 #: At most this many cookies are reported one by one (browsers keep ~180 per site).
 MAX_COOKIES_SHOWN = 200
@@ -36,6 +41,13 @@ MAX_COOKIES_SHOWN = 200
 MAX_TEXT_SHOWN = COOKIE_LIMIT
 #: The page shows this much of a long value; the JSON report has it all.
 PAGE_TEXT_SHOWN = 200
+
+#: The signed cookie that holds an anonymous visitor's session in the session lesson.
+LESSON_COOKIE = "lesson-session"
+#: What the session lesson puts in the session.
+LESSON_DEFAULTS = {"hello": "World", "goodnight": "Moon"}
+#: The lessons' own demo cookies: the one cookies whose values these pages show.
+DEMO_COOKIES = frozenset({"mouse", "flavour", "username", LESSON_COOKIE})
 
 _ROLES = {
     "session": "The session ID: your ticket at the coat check. Your data stays on the server.",
@@ -85,9 +97,23 @@ def mask(value: str) -> str:
 
 
 def is_secret_name(name: str, own_names: dict[str, str]) -> bool:
-    """Tell whether a cookie (or session key) named ``name`` must be masked."""
+    """Tell whether a session key (or cookie) named ``name`` looks like a secret."""
     lowered = name.lower()
     return name in own_names or any(word in lowered for word in SECRET_WORDS)
+
+
+def is_demo_cookie(name: str, own_names: dict[str, str]) -> bool:
+    """Tell whether cookie ``name`` is a lesson's own, the one kind shown unmasked.
+
+    Every other cookie is masked, whatever its name: the inspector cannot know
+    which of another application's cookies (``jwt``, ``api_key``...) are secrets.
+    With the lessons off, no cookie is theirs.
+    """
+    return (
+        bool(current_app.config.get("COATCHECK_LESSONS"))
+        and name in DEMO_COOKIES
+        and name not in own_names
+    )
 
 
 def own_cookie_names(settings: Settings) -> dict[str, str]:
@@ -145,14 +171,14 @@ def _clip(text: str) -> str:
 
 
 def _shown(name: str, value: str, own: dict[str, str]) -> str:
-    return mask(value) if is_secret_name(name, own) else _clip(value)
+    return _clip(value) if is_demo_cookie(name, own) else mask(value)
 
 
 def _cookie_report(cookie: SentCookie, own: dict[str, str], counts: Counter[str]) -> dict[str, Any]:
     return {
         "name": _clip(cookie.name),
         "value": _shown(cookie.name, cookie.value, own),
-        "masked": is_secret_name(cookie.name, own),
+        "masked": not is_demo_cookie(cookie.name, own),
         "size": cookie.size,
         "percent": round(cookie.size * 100 / COOKIE_LIMIT, 1),
         "over_limit": cookie.size > COOKIE_LIMIT,
@@ -335,15 +361,39 @@ def index() -> str:
     return render_template("lessons.html", lessons=LESSONS)
 
 
+def _lesson_signer() -> CookieSigner:
+    config = current_app.config
+    keys = signing_keys(config.get("SECRET_KEY"), config.get("SECRET_KEY_FALLBACKS") or ())
+    return CookieSigner(keys, LESSON_COOKIE)
+
+
+def _cookie_session(max_age: int) -> dict[str, Any] | None:
+    """Return the data of the request's signed lesson cookie, or ``None``."""
+    text = _lesson_signer().verify(request.cookies.get(LESSON_COOKIE, ""), max_age=max_age)
+    data = json.loads(text) if text is not None else None  # only JSON is ever signed
+    return data if isinstance(data, dict) else None
+
+
 @lessons.get("/sessions/<key>")
 def session_key(key: str) -> Response:
-    """Put defaults in the session, set a cookie; show the session's value for ``key``."""
+    """Put defaults in the session, set a cookie; show the session's value for ``key``.
+
+    A visitor who has a stored session (logged in, say) gets the defaults in
+    it. Anyone else gets them in a signed cookie, :data:`LESSON_COOKIE`: a
+    client-side session, which costs the store nothing.
+    """
     state = CoatCheck.state()
     own = own_cookie_names(state.settings)
     session = current_session()
-    session.setdefault("hello", "World")
-    session.setdefault("goodnight", "Moon")
-    value = session.get(key)
+    max_age = int(state.settings.absolute_timeout)
+    cookie_data: dict[str, Any] | None = None
+    if session.record is not None:
+        for name, default in LESSON_DEFAULTS.items():
+            session.setdefault(name, default)
+        value = session.get(key)
+    else:
+        cookie_data = _cookie_session(max_age)
+        value = (cookie_data if cookie_data is not None else LESSON_DEFAULTS).get(key)
     response = jsonify(
         {
             "session": {
@@ -354,9 +404,12 @@ def session_key(key: str) -> Response:
             "cookies": [{name: shown} for name, shown in _received(own)],
         }
     )
-    response.set_cookie(
-        "mouse", "Cookie", secure=state.settings.cookie_secure, httponly=True, samesite="Lax"
-    )
+    secure = state.settings.cookie_secure
+    response.set_cookie("mouse", "Cookie", secure=secure, httponly=True, samesite="Lax")
+    if session.record is None and cookie_data is None:
+        # Written only when missing or no longer valid, like a server session.
+        signed = _lesson_signer().sign(json.dumps(LESSON_DEFAULTS))
+        response.set_cookie(LESSON_COOKIE, signed, secure=secure, httponly=True, samesite="Lax")
     return response
 
 
@@ -415,9 +468,12 @@ LESSONS = (
     Lesson(
         "lessons.session_key",
         "/sessions/<key>",
-        "Server-side sessions: the values live on the server, the cookie is only a "
-        "ticket. Puts hello=World and goodnight=Moon in your session, sets the cookie "
-        "mouse=Cookie, and shows the value for <key> and the cookies your browser sent.",
+        "Two kinds of session. Puts hello=World and goodnight=Moon in your session, sets "
+        "the cookie mouse=Cookie, and shows the value for <key> and the cookies your "
+        "browser sent. Not logged in, you get a cookie session: the values travel in a "
+        "signed cookie, lesson-session (readable, but not changeable without the "
+        "server's key). Logged in, they go into your server-side session: the values "
+        "live on the server and the cookie is only a ticket.",
         {"key": "hello"},
     ),
     Lesson(

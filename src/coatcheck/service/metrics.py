@@ -3,12 +3,23 @@
 Counters follow the library's security events; request latency is timed
 around every request. With several gunicorn workers each worker counts for
 itself unless ``PROMETHEUS_MULTIPROC_DIR`` is set (``coatcheck serve`` sets it).
+
+The endpoint answers only a bearer token: ``COATCHECK_METRICS_TOKEN``, or else
+one generated once into ``<instance>/metrics_token`` (mode 0600). Every label
+takes its values from a fixed set, so no request can add a time series, and a
+scrape costs the store one count per record kind, never a listing.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
+import secrets
 import time
+from collections.abc import Iterator, Mapping
+from http import HTTPStatus
+from pathlib import Path
 from typing import Any
 
 from flask import Flask, Response, g, request
@@ -16,14 +27,19 @@ from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
-    Gauge,
     Histogram,
     generate_latest,
     multiprocess,
 )
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
+from ..core.errors import ConfigurationError
+from ..core.records import RecordKind
 from ..ext import CoatCheck
+from ..ext.errors import error_response
 from ..ext.signals import security_event
+from ..stores.base import SessionStore
 
 _EVENTS = {
     "login_succeeded": "logins",
@@ -34,6 +50,54 @@ _EVENTS = {
     "remember_token_theft": "theft_detections",
     "refresh_token_reuse": "theft_detections",
 }
+
+#: Methods that get a latency label of their own; any other is counted as ``other``.
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+#: Status codes that get a label of their own; any other is counted as ``other``.
+STATUSES = frozenset(status.value for status in HTTPStatus)
+#: The record kinds of the active-sessions gauge (revocation stamps are no sessions).
+ACTIVE_KINDS = (RecordKind.SESSION, RecordKind.REMEMBER, RecordKind.TOKEN_FAMILY)
+#: The generated token's file in the instance folder.
+TOKEN_FILE = "metrics_token"  # noqa: S105 - a file name
+#: Shortest ``COATCHECK_METRICS_TOKEN`` accepted (characters).
+MIN_TOKEN_LENGTH = 32
+
+
+def method_label(method: str) -> str:
+    """Return the latency label of a request method: itself if standard, else ``other``."""
+    return method if method in METHODS else "other"
+
+
+def status_label(status: int) -> str:
+    """Return the latency label of a status code: itself if registered, else ``other``."""
+    return str(status) if status in STATUSES else "other"
+
+
+class ActiveSessions(Collector):
+    """The live records of each kind, counted by the store when scraped."""
+
+    def __init__(self, store: SessionStore) -> None:
+        self.store = store
+
+    def describe(self) -> Iterator[Metric]:
+        """Name the gauge without counting (the registry asks when it is registered)."""
+        yield self._family()
+
+    def collect(self) -> Iterator[Metric]:
+        """Count each kind once."""
+        gauge = self._family()
+        for kind in ACTIVE_KINDS:
+            gauge.add_metric([kind.value], self.store.count(kind))
+        yield gauge
+
+    @staticmethod
+    def _family() -> GaugeMetricFamily:
+        return GaugeMetricFamily(
+            "coatcheck_active_sessions",
+            "Live records in the store by kind: cookie sessions, remember-me series, "
+            "token families (counted when scraped)",
+            labels=["kind"],
+        )
 
 
 class Metrics:
@@ -53,12 +117,6 @@ class Metrics:
             ["method", "status"],
             registry=self.registry,
         )
-        self.active = Gauge(
-            "coatcheck_active_sessions",
-            "Live sessions in the store (sampled when scraped)",
-            registry=self.registry,
-            multiprocess_mode="max",
-        )
 
     def on_event(self, sender: Any, event: str, **_: Any) -> None:
         name = _EVENTS.get(event)
@@ -66,10 +124,73 @@ class Metrics:
             self.counters[name].inc()
 
 
+def metrics_token(config: Mapping[str, Any], instance: str | os.PathLike[str]) -> str:
+    """Return the bearer token ``/metrics`` wants: the configured one, or the instance's.
+
+    A configured ``COATCHECK_METRICS_TOKEN`` shorter than :data:`MIN_TOKEN_LENGTH`
+    is refused at start.
+    """
+    configured = config.get("COATCHECK_METRICS_TOKEN")
+    if configured:
+        token = str(configured).strip()
+        if len(token) < MIN_TOKEN_LENGTH:
+            raise ConfigurationError(
+                f"COATCHECK_METRICS_TOKEN is too short: use at least {MIN_TOKEN_LENGTH} random "
+                "characters (python -c 'import secrets; print(secrets.token_urlsafe(32))')"
+            )
+        return token
+    return instance_metrics_token(instance)
+
+
+def instance_metrics_token(instance: str | os.PathLike[str]) -> str:
+    """Return the token kept in ``<instance>/metrics_token``, generating it once (mode 0600).
+
+    The first process to get here creates the file exclusively; every other
+    worker, and every later start, reads the same token.
+    """
+    path = Path(instance) / TOKEN_FILE
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        pass
+    else:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_urlsafe(32) + "\n")
+    for _ in range(100):  # a concurrent creator may not have written it yet
+        token = path.read_text().strip()
+        if token:
+            return token
+        time.sleep(0.02)
+    raise ConfigurationError(f"the metrics token file {path} is empty")
+
+
+def _refusal(token: str) -> Response | None:
+    """Return the answer to a scrape without the right bearer token, or ``None``."""
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not given.strip():
+        response = error_response(401, "unauthenticated", "Send the metrics bearer token.")
+        response.headers["WWW-Authenticate"] = 'Bearer realm="coatcheck metrics"'
+        return response
+    # Digests first: compare_digest is constant-time only for inputs of one length.
+    expected = hashlib.sha256(token.encode()).digest()
+    offered = hashlib.sha256(given.strip().encode("utf-8", "surrogateescape")).digest()
+    if not hmac.compare_digest(offered, expected):
+        return error_response(403, "forbidden", "That is not the metrics token.")
+    return None
+
+
 def install(app: Flask) -> None:
-    """Serve ``/metrics`` and collect into it."""
+    """Serve ``/metrics`` behind a bearer token, and collect into it."""
+    token = metrics_token(app.config, app.instance_path)
     metrics = Metrics()
-    security_event.connect(metrics.on_event, weak=False)
+    state = CoatCheck.state(app)
+    active = ActiveSessions(state.store)
+    multiprocess_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if not multiprocess_dir:
+        metrics.registry.register(active)
+    # Only this application's events: the signal is shared by every app in the process.
+    security_event.connect(metrics.on_event, sender=state, weak=False)
 
     @app.before_request
     def start_timer() -> None:
@@ -79,16 +200,19 @@ def install(app: Flask) -> None:
     def observe(response: Response) -> Response:
         started = g.pop("_coatcheck_started", None)
         if started is not None:
-            metrics.latency.labels(request.method, str(response.status_code)).observe(
-                time.perf_counter() - started
-            )
+            labels = (method_label(request.method), status_label(response.status_code))
+            metrics.latency.labels(*labels).observe(time.perf_counter() - started)
         return response
 
     @app.get("/metrics")
     def serve_metrics() -> Response:
-        metrics.active.set(len(CoatCheck.state().store.list_all(limit=100_000)))
+        refusal = _refusal(token)
+        if refusal is not None:
+            return refusal
         registry = metrics.registry
-        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        if multiprocess_dir:
+            # Counters come from every worker's files; the gauge is counted now.
             registry = CollectorRegistry()
             multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+            registry.register(active)
         return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)

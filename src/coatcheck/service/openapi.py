@@ -461,7 +461,7 @@ def _ops_paths(*, metrics: bool) -> dict[str, Schema]:
     paths = {
         "/api/inspect": get(
             "inspect",
-            "What the browser sent and what the server keeps; secrets masked.",
+            "What the browser sent and what the server keeps; cookie values masked.",
             {"200": _ok("The inspector's report.", _ref("Inspection")), "503": _UNAVAILABLE},
             security=[{}, _SESSION, _BEARER],
         ),
@@ -525,14 +525,21 @@ def _ops_paths(*, metrics: bool) -> dict[str, Schema]:
     if metrics:
         paths["/metrics"] = get(
             "metrics",
-            "Prometheus metrics (coatcheck serve --metrics).",
+            "Prometheus metrics (coatcheck serve --metrics), to the metrics bearer token.",
             {
                 "200": {
                     "description": "The Prometheus text exposition format.",
                     "content": {"text/plain": {"schema": _STR}},
                 },
+                "401": _error(
+                    "No bearer token was sent.",
+                    "unauthenticated",
+                    headers={"WWW-Authenticate": {"required": True, "schema": _STR}},
+                ),
+                "403": _error("The bearer token is not the metrics token.", "forbidden"),
                 "503": _UNAVAILABLE_OR_PAGE,
             },
+            security=[{"metricsToken": []}],
         )
     return paths
 
@@ -563,7 +570,11 @@ def _inspection() -> Schema:
     cookie = _object(
         {
             "name": _STR,
-            "value": {**_STR, "description": "Masked for secret cookies."},
+            "value": {
+                **_STR,
+                "description": "Masked (a few characters and the length) for every cookie "
+                "but the lessons' demo cookies (mouse, flavour, username, lesson-session).",
+            },
             "masked": _BOOL,
             "size": _INT,
             "percent": {"type": "number"},
@@ -665,8 +676,8 @@ def _schemas() -> dict[str, Schema]:
     }
 
 
-def _security_schemes(session_cookie: str, csrf_cookie: str) -> dict[str, Schema]:
-    return {
+def _security_schemes(session_cookie: str, csrf_cookie: str, *, metrics: bool) -> Schema:
+    schemes: Schema = {
         "sessionCookie": {
             "type": "apiKey",
             "in": "cookie",
@@ -695,6 +706,14 @@ def _security_schemes(session_cookie: str, csrf_cookie: str) -> dict[str, Schema
             "token and no cookie need no CSRF token.",
         },
     }
+    if metrics:
+        schemes["metricsToken"] = {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "COATCHECK_METRICS_TOKEN, or the token generated into "
+            "<instance>/metrics_token.",
+        }
+    return schemes
 
 
 _DESCRIPTION = """\
@@ -750,7 +769,7 @@ def build_document(
                     "schema": {"type": "integer", "minimum": 0},
                 }
             },
-            "securitySchemes": _security_schemes(session_cookie, csrf_cookie),
+            "securitySchemes": _security_schemes(session_cookie, csrf_cookie, metrics=metrics),
         },
     }
     # A deep copy: the tables above are shared by many operations and must not change.
