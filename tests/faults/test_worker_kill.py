@@ -70,12 +70,20 @@ class Ledger:
 
 
 def visitor(served: Served, ledger: Ledger, stop: threading.Event) -> None:
-    """A new visitor per round to the lesson that stores a session: one insert each."""
+    """A new device per round: log in (an insert), then write to the session (an update).
+
+    Anonymous visitors store nothing, the lessons included, so a new record
+    needs a login.
+    """
     while not stop.is_set():
         client = HttpClient(served.port)
         try:
+            reply = client.login(USERS[0], PASSWORD)
+            ledger.answer(reply.status)
+            if reply.status != 200:
+                continue
             reply = client.request("GET", "/sessions/hello")
-        except (OSError, http.client.HTTPException):
+        except (OSError, http.client.HTTPException, KeyError):  # KeyError: no CSRF token
             ledger.lost()
             continue
         ledger.answer(reply.status)

@@ -265,7 +265,7 @@ def test_no_secret_reaches_an_xss_reading_the_inspector(app: Flask, client: Flas
     }
     assert secrets["__Host-session"] and secrets["__Host-remember"] and anonymous_csrf
     [session_record] = [
-        r for r in CoatCheck.state(app).store.list_all() if r.meta.get("kind") != "remember"
+        r for r in CoatCheck.state(app).store.list_all() if r.kind is RecordKind.SESSION
     ]
     csrf_secret = session_record.meta["csrf"]
     for path in ("/api/inspect", "/inspect", "/check-cookie", "/sessions/hello"):

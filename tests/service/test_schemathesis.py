@@ -156,7 +156,12 @@ def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fuzzed]:
     instance: Path = tmp_path_factory.mktemp("schemathesis") / "instance"
     # The fuzzer fails many logins from 127.0.0.1: that must not throttle every later one.
     # serve() logs to a file and fails the run if the server logged a traceback.
-    with serve(instance, "--metrics", COATCHECK_THROTTLE_ADDRESS="100000/15 minutes") as served:
+    with serve(
+        instance,
+        "--metrics",
+        COATCHECK_THROTTLE_ADDRESS="100000/15 minutes",
+        COATCHECK_THROTTLE_REGISTER="100000/hour",
+    ) as served:
         for name in ("alice", "bobby"):  # users 1 and 2, for the admin operations
             sign_up(served.port, name, "anonymous")
         args = ("user", "create", "root", "--admin", "--password-stdin")

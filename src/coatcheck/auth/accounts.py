@@ -109,7 +109,7 @@ class Accounts:
         """Create an account for a visitor (throttled per address); return it to log in."""
         refusal = self.services.throttle.reserve_registration(client.ip or "")
         if refusal is not None:
-            raise Throttled(refusal.wait)
+            raise Throttled(refusal.wait, "registrations from this address")
         user = self.create_user(username, password, email=email, client=client)
         return Authenticated(user, self.services.stamps.current(user.id))
 

@@ -67,11 +67,16 @@ class InvalidCredentials(CoatcheckError):
 
 
 class Throttled(CoatcheckError):
-    """Too many failed logins; try again after ``retry_after`` seconds."""
+    """Too many attempts; try again after ``retry_after`` seconds.
 
-    def __init__(self, retry_after: int) -> None:
-        super().__init__(f"too many failed logins; retry after {retry_after} s")
+    :param what: what was attempted too often, for the message (``failed logins``,
+        ``registrations``).
+    """
+
+    def __init__(self, retry_after: int, what: str = "failed logins") -> None:
+        super().__init__(f"too many {what}; retry after {retry_after} s")
         self.retry_after = retry_after
+        self.what = what
 
 
 class Unauthenticated(CoatcheckError):

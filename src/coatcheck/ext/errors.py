@@ -121,7 +121,7 @@ def _handle_invalid_credentials(exc: InvalidCredentials) -> Response:
 
 def _handle_throttled(exc: Throttled) -> Response:
     response = error_response(
-        429, "throttled", f"Too many failed logins. Try again in {exc.retry_after} seconds."
+        429, "throttled", f"Too many {exc.what}. Try again in {exc.retry_after} seconds."
     )
     response.headers["Retry-After"] = str(exc.retry_after)
     return response

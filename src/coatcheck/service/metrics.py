@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import os
 import secrets
 import time
@@ -37,7 +38,6 @@ from prometheus_client.registry import Collector
 from ..core.errors import ConfigurationError
 from ..core.records import RecordKind
 from ..ext import CoatCheck
-from ..ext.errors import error_response
 from ..ext.signals import security_event
 from ..stores.base import SessionStore
 
@@ -169,15 +169,21 @@ def _refusal(token: str) -> Response | None:
     """Return the answer to a scrape without the right bearer token, or ``None``."""
     scheme, _, given = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not given.strip():
-        response = error_response(401, "unauthenticated", "Send the metrics bearer token.")
+        response = _json_error(401, "unauthenticated", "Send the metrics bearer token.")
         response.headers["WWW-Authenticate"] = 'Bearer realm="coatcheck metrics"'
         return response
     # Digests first: compare_digest is constant-time only for inputs of one length.
     expected = hashlib.sha256(token.encode()).digest()
     offered = hashlib.sha256(given.strip().encode("utf-8", "surrogateescape")).digest()
     if not hmac.compare_digest(offered, expected):
-        return error_response(403, "forbidden", "That is not the metrics token.")
+        return _json_error(403, "forbidden", "That is not the metrics token.")
     return None
+
+
+def _json_error(status: int, code: str, message: str) -> Response:
+    # A scraper, not a browser: always the JSON error shape, whatever it accepts.
+    body = json.dumps({"error": code, "message": message})
+    return Response(body, status=status, mimetype="application/json")
 
 
 def install(app: Flask) -> None:

@@ -234,6 +234,7 @@ def _auth_paths() -> dict[str, Schema]:
                     "201": _ok("Created and logged in.", user_reply),
                     "400": _shared("InvalidOrWeakPassword"),
                     "409": _error("The username is taken.", "username_taken"),
+                    "429": _THROTTLED,
                     **_write_errors(login=False),
                 },
                 security=[_ANONYMOUS_CSRF, _SESSION_CSRF],
