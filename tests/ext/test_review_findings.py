@@ -153,3 +153,26 @@ def test_a_rotation_cannot_undo_a_change_made_while_it_ran(
         assert me.json["user"]["roles"] == []  # type: ignore[index]
     else:
         assert me.status_code == 401
+
+
+def test_every_response_that_sets_a_cookie_is_not_stored_by_caches(
+    make_app: Callable[..., Flask],
+) -> None:
+    # The review: responses setting __Host-csrf had no Cache-Control, so a shared
+    # cache could hand one visitor's double-submit cookie to the next.
+    app = build_auth_app(make_app)
+
+    @app.get("/public")
+    def public() -> Any:
+        response = jsonify(ok=True)
+        response.headers["Cache-Control"] = "public, max-age=600"
+        response.set_cookie("theme", "dark")
+        return response
+
+    browser = Browser(app)
+    reply = browser.get("/api/csrf")
+    assert "__Host-csrf" in reply.headers.get("Set-Cookie", "")
+    assert reply.headers["Cache-Control"] == "no-store"
+    assert browser.get("/public").headers["Cache-Control"] == "no-store"
+    again = browser.get("/api/csrf")  # the cookie is there: nothing set, nothing to keep out
+    assert "Set-Cookie" not in again.headers

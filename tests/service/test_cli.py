@@ -125,3 +125,34 @@ def test_bad_configuration_is_a_clear_error(
     out = run("user", "list", ok=False)
     assert "COATCHECK_COOKIE_SAMESITE must be one of" in out
     assert "Traceback" not in out
+
+
+def test_the_cli_creates_no_request_context(
+    instance: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The command line calls auth/ directly: a fake request would be a smell.
+    from flask import Flask
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the CLI made a request context")
+
+    monkeypatch.setattr(Flask, "test_request_context", refuse)
+    monkeypatch.setattr(Flask, "request_context", refuse)
+    run("user", "create", "alice", "--admin", "--password-stdin", input=PASSWORD + "\n")
+    run("user", "list")
+    run("sessions", "list")
+    run("sessions", "revoke", "--user", "alice")
+    run("sessions", "purge")
+    run("user", "disable", "alice")
+    run("check")
+
+
+def test_the_cli_is_named_in_the_audit_log(instance: Path) -> None:
+    from coatcheck import CoatCheck
+
+    run("user", "create", "alice", "--password-stdin", input=PASSWORD + "\n")
+    run("user", "disable", "alice")
+    app = create_app({"COATCHECK_INSTANCE": str(instance)})
+    events = CoatCheck.state(app).users.list_events(limit=5)
+    assert {e.user_agent for e in events} == {"coatcheck-cli"}
+    assert {e.ip for e in events} == {"127.0.0.1"}

@@ -64,3 +64,18 @@ def test_two_workers_share_the_generated_secret(tmp_path: Path) -> None:
             assert client.request("POST", "/api/logout").status == 204
             assert client.login("alice", PASSWORD).status == 200
     assert (instance / "secret_key").stat().st_mode & 0o777 == 0o600
+
+
+def test_two_workers_share_the_login_throttle_and_a_restart_keeps_it(tmp_path: Path) -> None:
+    # The review: on the embedded default each worker kept its own counters in
+    # memory (10 passwords checked where 5 are allowed), and a restart forgot them.
+    instance = tmp_path / "instance"
+    with serve(instance, "--workers", "2") as served:
+        served.cli("user", "create", "alice", "--password-stdin", input=PASSWORD + "\n")
+        statuses = [
+            HttpClient(served.port).login("alice", "wrong password").status for _ in range(8)
+        ]
+        assert statuses == [401] * 5 + [429] * 3
+    with serve(instance, "--workers", "2") as served:
+        assert HttpClient(served.port).login("alice", PASSWORD).status == 429
+    assert (instance / "throttle.db").stat().st_mode & 0o777 == 0o600
