@@ -18,10 +18,10 @@ from flask.json.tag import TaggedJSONSerializer
 from flask.sessions import SessionInterface, SessionMixin
 
 from ..auth.client import Client
+from ..auth.sessions import SessionWrite
 from ..core.errors import CoatcheckError, SessionError, StoreUnavailable
-from ..core.ids import new_handle, new_session_id, store_key
+from ..core.ids import new_handle
 from ..core.records import SessionRecord
-from ..stores.base import merge
 from .client import client_address, client_meta, client_user_agent
 from .cookies import cookie_attributes
 from .errors import replace_response, store_unavailable_response
@@ -264,79 +264,32 @@ class ServerSessionInterface(SessionInterface):
             response.headers["Cache-Control"] = "no-store"
 
     def _persist(self, session: ServerSession, response: Response) -> None:
-        services = self.services
-        store, lifetimes, now = services.store, services.lifetimes, services.clock()
-        record = session.record
-        if (
-            session.reissue_id is not None
-            and record is not None
-            and not (session.rotate_requested or session.destroy_requested)
-        ):
-            self._set_cookie(response, session.reissue_id, session, now)
-        emptied = session.modified and session.is_empty()
-        if session.destroy_requested or emptied:
-            if record is not None:
-                store.delete(record.key)
-            if session.cookie_sent:
-                self._delete_cookie(response)
-            return
-        if record is None or session.rotate_requested:
-            if record is None and not session.modified:
-                if session.cookie_sent:
-                    self._delete_cookie(response)  # stale or garbage: stop sending it
-                return
-            if record is None:
-                self._store_new(session, response, now, None)
-                return
-            # Rotation: start from what is stored *now*, not from what this request
-            # loaded, so a revocation, demotion or disable made meanwhile stands.
-            current = store.get(record.key)
-            if current is None or lifetimes.is_expired(current, now):
-                if not session.user_changed:  # a login needs no previous session
-                    self._delete_cookie(response)
-                    return
-                current = None
-            self._store_new(session, response, now, current)
-            store.delete(record.key)
-            return
-        if session.modified:
-            changed = session.changed_keys()
-            record.data = session.serialized(changed)
-            record.user_id, record.meta = session.user_id, session.meta
-            lifetimes.seen(record, now)
-            if not store.save(record, changed, changed_meta=session.changed_meta):
-                self._delete_cookie(response)  # revoked while this request ran
-        elif lifetimes.needs_touch(record, now):
-            lifetimes.seen(record, now)
-            try:
-                store.touch(record.key, record.last_seen_at, record.expires_at)
-            except StoreUnavailable as exc:
-                # The read succeeded and nothing is lost; the next request will tell.
-                log.warning("could not record last-seen: %s", exc)
-
-    def _store_new(
-        self, session: ServerSession, response: Response, now: float, base: SessionRecord | None
-    ) -> None:
-        """Store the session under a new ID, on top of ``base`` (its stored record) if any."""
-        sid = session.next_id or new_session_id()
-        user_id, data, meta = session.user_id, session.serialized(), session.meta
-        if session.record is None:
-            meta = {**client_meta(), **meta}
-        if base is not None:
-            changed = session.changed_keys()
-            data = merge(base.data, session.serialized(changed), changed)
-            meta = merge(base.meta, meta, session.changed_meta)
-            if not session.user_changed:
-                user_id = base.user_id
-        lifetimes = self.services.lifetimes
-        record = lifetimes.new_record(store_key(sid), now, user_id=user_id, data=data, meta=meta)
-        record.handle = session.handle
-        if session.record is not None and not session.rotate_fresh:
-            record.created_at = session.record.created_at  # rotation keeps the session's age
-            lifetimes.seen(record, now)
-        self.services.store.save(record)
-        session.record = record
-        self._set_cookie(response, sid, session, now)
+        outcome = self.services.sessions.persist(
+            SessionWrite(
+                record=session.record,
+                user_id=session.user_id,
+                meta=session.meta,
+                changed=session.changed_keys(),
+                changed_meta=session.changed_meta,
+                serialize=session.serialized,
+                handle=session.handle,
+                cookie_sent=session.cookie_sent,
+                modified=session.modified,
+                empty=session.is_empty(),
+                destroy=session.destroy_requested,
+                rotate=session.rotate_requested,
+                fresh=session.rotate_fresh,
+                user_changed=session.user_changed,
+                client_meta=client_meta() if session.record is None else {},
+                next_id=session.next_id,
+                reissue_id=session.reissue_id,
+            )
+        )
+        if outcome.set_id is not None:
+            session.record = outcome.record
+            self._set_cookie(response, outcome.set_id, session, self.services.clock())
+        elif outcome.delete:
+            self._delete_cookie(response)
 
     def _set_cookie(self, response: Response, sid: str, session: ServerSession, now: float) -> None:
         max_age = None
