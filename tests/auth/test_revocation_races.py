@@ -48,7 +48,7 @@ def gate() -> GatedHasher:
 
 
 @pytest.fixture
-def app(make_app: Callable[..., Flask], gate: GatedHasher) -> Flask:
+def app(make_app: Callable[..., Flask], gate: GatedHasher) -> Iterator[Flask]:
     app = build_auth_app(make_app)
     CoatCheck.state(app).hasher = gate
     state = CoatCheck.state(app)
@@ -75,7 +75,8 @@ def app(make_app: Callable[..., Flask], gate: GatedHasher) -> Flask:
 
         return jsonify(refresh_tokens(request.get_json()["refresh_token"]))
 
-    return app
+    yield app
+    state.close()
 
 
 def _revoke(app: Flask, change: str) -> None:
