@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Iterator
 
 import pytest
 
+from coatcheck.core.clock import ManualClock
 from coatcheck.core.errors import StoreUnavailable
 from coatcheck.core.throttle import LoginThrottle, _account_id, _unavailable, ratelimit_url_for
 
@@ -121,3 +123,37 @@ def test_other_errors_pass_through() -> None:
     other = type("RedisLike", (Exception,), {"__module__": "myredis"})
     with pytest.raises(other), _unavailable():
         raise other()
+
+
+@pytest.fixture
+def frozen_time(monkeypatch: pytest.MonkeyPatch) -> ManualClock:
+    """Stop time.time() itself: the limits library and the throttle both read it."""
+    clock = ManualClock(1_700_000_000)
+    monkeypatch.setattr(time, "time", clock)
+    return clock
+
+
+def test_the_wait_is_until_the_account_window_frees_a_slot(
+    throttle: LoginThrottle, frozen_time: ManualClock
+) -> None:
+    for _ in range(3):
+        assert throttle.reserve("alice", "10.0.0.1") is None
+    frozen_time.advance(10)
+    assert throttle.reserve("alice", "10.0.0.1") == 50
+    frozen_time.advance(49.5)
+    assert throttle.reserve("alice", "10.0.0.1") == 1  # rounded up, never 0
+    frozen_time.advance(1)
+    assert throttle.reserve("alice", "10.0.0.1") is None
+
+
+def test_the_wait_is_until_the_address_window_frees_a_slot(
+    throttle: LoginThrottle, frozen_time: ManualClock
+) -> None:
+    for i in range(5):
+        throttle.failed(f"user{i}", "10.0.0.1")
+        frozen_time.advance(1)
+    assert throttle.reserve("bob", "10.0.0.1") == 55
+    frozen_time.advance(54.9)
+    assert throttle.reserve("bob", "10.0.0.1") == 1
+    frozen_time.advance(1)
+    assert throttle.reserve("bob", "10.0.0.1") is None
