@@ -187,6 +187,9 @@ OWN = "https://desk.example"
         (None, "", csrf.REASON_BAD_ORIGIN),
         (None, "http://desk.example", csrf.REASON_BAD_ORIGIN),
         (None, "https://desk.example.evil", csrf.REASON_BAD_ORIGIN),
+        (None, "https://desk.exampleX", csrf.REASON_BAD_ORIGIN),
+        (None, "https://desk.exampleX/", csrf.REASON_BAD_ORIGIN),
+        (None, "Xhttps://desk.example", csrf.REASON_BAD_ORIGIN),
         (None, "https://des\u212a.example", csrf.REASON_BAD_ORIGIN),  # KELVIN SIGN
         (None, "\u3000https://desk.example", csrf.REASON_BAD_ORIGIN),
         (None, "https://desk.example\n", csrf.REASON_BAD_ORIGIN),
