@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 from coatcheck.core.errors import ConfigurationError, PasswordRejected
 from coatcheck.core.passwords import (
     PasswordHasher,
-    _TruncatingBcryptHasher,
     _common_passwords,
+    _TruncatingBcryptHasher,
     check_password_policy,
     is_common_password,
 )
