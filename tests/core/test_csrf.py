@@ -74,7 +74,7 @@ def test_a_secret_with_other_spare_bits_is_no_secret() -> None:
 
 @pytest.mark.parametrize("secret", ["", "abc", SECRET[:-1], b64url(bytes(31)), SECRET + "="])
 def test_only_a_secret_can_be_masked(secret: str) -> None:
-    with pytest.raises(ValueError, match="not a CSRF secret"):
+    with pytest.raises(ValueError, match="^not a CSRF secret$"):
         csrf.mask(secret)
 
 
@@ -224,3 +224,20 @@ def test_every_reason_has_a_message_that_echoes_nothing() -> None:
     }
     assert all(code == value for code, value in reasons.items())
     assert set(csrf.MESSAGES) == set(reasons)
+
+
+def test_an_over_long_token_is_refused_without_decoding(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The work spent on a token is bounded, however long the token sent."""
+    decoded: list[int] = []
+    decode = csrf._decode
+
+    def spy(text: str) -> bytes | None:
+        decoded.append(len(text))
+        return decode(text)
+
+    monkeypatch.setattr(csrf, "_decode", spy)
+    limit = 2 * len(SECRET) + 4  # 90: a little over the 86 of a token
+    for length in (limit, limit + 1, 100_000):
+        assert csrf.matches("A" * length, SECRET) is False
+    assert csrf.matches(TOKEN, SECRET) is True
+    assert sorted(decoded) == sorted([len(SECRET), len(SECRET), len(SECRET), len(SECRET), 86, 90])

@@ -157,3 +157,11 @@ def test_the_wait_is_until_the_address_window_frees_a_slot(
     assert throttle.reserve("bob", "10.0.0.1") == 1
     frozen_time.advance(1)
     assert throttle.reserve("bob", "10.0.0.1") is None
+
+
+def test_counters_are_kept_under_the_given_prefix() -> None:
+    # Redis storage connects lazily: nothing is sent to this port.
+    default = LoginThrottle("redis://127.0.0.1:1/0", "3/minute", "5/minute")
+    assert default.storage.key_prefix == "coatcheck-throttle"  # type: ignore[attr-defined]
+    mine = LoginThrottle("redis://127.0.0.1:1/0", "3/minute", "5/minute", key_prefix="app:t")
+    assert mine.storage.key_prefix == "app:t"  # type: ignore[attr-defined]
