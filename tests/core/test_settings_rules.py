@@ -144,6 +144,45 @@ def test_bad_values_are_refused_with_the_key(
 
 
 @pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        (
+            {"COATCHECK_COOKIE_SAMESITE": "None", "COATCHECK_COOKIE_SECURE": False},
+            "SameSite=None needs a secure cookie (browsers refuse it)",
+        ),
+        (
+            {"COATCHECK_COOKIE_SECURE": False, "COATCHECK_COOKIE_NAME": "__Host-x"},
+            "a __Host- cookie must be secure; choose another name",
+        ),
+        ({"COATCHECK_DATABASE_POOL_SIZE": 0}, "COATCHECK_DATABASE_POOL_SIZE must be at least 1"),
+        ({"COATCHECK_TRUSTED_PROXIES": -1}, "COATCHECK_TRUSTED_PROXIES must be 0 or more"),
+        (
+            {"COATCHECK_JWT_LEEWAY": -1},
+            "COATCHECK_JWT_LEEWAY and COATCHECK_ROTATION_GRACE must be >= 0",
+        ),
+        (
+            {"COATCHECK_TOUCH_INTERVAL": -1},
+            "COATCHECK_TOUCH_INTERVAL must be at least 0 and below the idle timeout",
+        ),
+        ({"COATCHECK_IDLE_TIMEOUT": 0}, "COATCHECK_IDLE_TIMEOUT must be a positive number"),
+        (
+            {"COATCHECK_THROTTLE_ADDRESS": "x"},
+            "COATCHECK_THROTTLE_ADDRESS must be a rate like '5/15 minutes', not 'x'",
+        ),
+        (
+            {"COATCHECK_CSRF_TRUSTED_ORIGINS": "a.example"},
+            "COATCHECK_CSRF_TRUSTED_ORIGINS takes origins like https://host[:port], "
+            "not 'a.example'",
+        ),
+    ],
+)
+def test_refusals_say_exactly_this(tmp_path: Path, config: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigurationError) as info:
+        Settings.from_config(config, instance_path=str(tmp_path))
+    assert str(info.value) == message
+
+
+@pytest.mark.parametrize(
     "config",
     [
         {"COATCHECK_DATABASE_POOL_SIZE": 1},
