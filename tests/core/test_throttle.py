@@ -32,6 +32,10 @@ from coatcheck.core.throttle import LoginThrottle, _account_id, _unavailable, ra
             "redis+sentinel://a:1/mymaster?prefix=s:",
             ("redis+sentinel://a:1/mymaster", "s:throttle"),
         ),
+        (
+            "redis+sentinel://a:1/XmasterX/3",
+            ("redis+sentinel://a:1/XmasterX", "coatcheck:throttle"),
+        ),
     ],
 )
 def test_ratelimit_url_for(store_url: str, expected: tuple[str, str]) -> None:
