@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip install -q --disable-pip-version-check
 
-.PHONY: run test lint typecheck unit chromium nginx wrk bench load fuzz clean
+.PHONY: run test lint typecheck unit chromium nginx wrk bench load fuzz mutate clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -87,6 +87,26 @@ load: $(VENV)/.installed
 FUZZ_SECONDS ?= 60
 fuzz:
 	FUZZ_SECONDS=$(FUZZ_SECONDS) PYTHON=$(PYTHON) fuzz/run $(FUZZ_TARGETS)
+
+MUTATE_VENV     := .venv-mutate
+MUTATE_PIP      := $(MUTATE_VENV)/bin/python -m pip install -q --disable-pip-version-check
+MUTATE_CHILDREN ?= 1
+
+# mutmut's own virtualenv: mutmut 3 and the test dependencies, but not coatcheck itself,
+# so that the tests can import only the mutated copy that mutmut lays in mutants/.
+$(MUTATE_VENV)/.installed: pyproject.toml
+	rm -rf $(MUTATE_VENV)
+	$(PYTHON) -m venv $(MUTATE_VENV)
+	$(MUTATE_PIP) -U pip
+	$(MUTATE_PIP) 'mutmut>=3.8,<4' '.[test]'
+	$(MUTATE_VENV)/bin/python -m pip uninstall -q -y coatcheck
+	touch $@
+
+# Mutation testing of the paths and tests in [tool.mutmut] (pyproject.toml), never part of
+# `make test`; see docs/mutation.md.  make mutate [MUTANTS='coatcheck.core.signing.*']
+mutate: $(MUTATE_VENV)/.installed
+	$(MUTATE_VENV)/bin/mutmut run --max-children $(MUTATE_CHILDREN) $(MUTANTS)
+	$(MUTATE_VENV)/bin/mutmut results
 
 clean:
 	rm -rf $(VENV) $(BENCH_VENV) .venv-fuzz fuzz/crashes fuzz/logs .mypy_cache .pytest_cache .ruff_cache

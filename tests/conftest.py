@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import redis
 from flask import Flask
+from hypothesis import settings
 
 from coatcheck.core.clock import ManualClock
 from coatcheck.core.passwords import PasswordHasher
@@ -24,6 +25,13 @@ REDIS_URL = os.environ.get("COATCHECK_TEST_REDIS_URL", "redis://127.0.0.1:6379/9
 IN_CI = os.environ.get("CI", "").lower() == "true"
 STORE_KINDS = ["memory", "sqlite", "redis"]
 TEST_SECRET_KEY = "test-secret-key-0123456789abcdef"
+
+# Hypothesis draws the same examples on every run and no verdict hangs on the
+# machine's load (no deadline): a failure is the code's, never the draw's.
+# `pytest --hypothesis-profile=explore` draws fresh examples when looking for bugs.
+settings.register_profile("coatcheck", derandomize=True, deadline=None, print_blob=True)
+settings.register_profile("explore", settings.get_profile("coatcheck"), derandomize=False)
+settings.load_profile("coatcheck")
 
 
 def unavailable(reason: str) -> None:

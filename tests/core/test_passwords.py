@@ -14,6 +14,7 @@ from coatcheck.core.errors import ConfigurationError, PasswordRejected
 from coatcheck.core.passwords import (
     PasswordHasher,
     _common_passwords,
+    _TruncatingBcryptHasher,
     check_password_policy,
     is_common_password,
 )
@@ -304,3 +305,10 @@ def test_unknown_hash_costs_a_dummy_verification(
     monkeypatch.setattr(hasher, "dummy_verify", calls.append)
     assert hasher.verify(GOOD, "") == (False, None)
     assert calls == [GOOD]
+
+
+def test_the_bcrypt_verifier_takes_bytes_too() -> None:
+    stored = bcrypt.hashpw(b"x" * 72, bcrypt.gensalt(rounds=4))
+    assert _TruncatingBcryptHasher().verify(b"x" * 80, stored) is True
+    assert _TruncatingBcryptHasher().verify("x" * 80, stored) is True
+    assert _TruncatingBcryptHasher().verify(b"y" * 80, stored) is False

@@ -162,3 +162,12 @@ def test_slash_heavy_input_never_leaves_the_site(target: str) -> None:
 @given(st.from_regex(r"\A/[a-z0-9_\-]{1,12}(/[a-z0-9_\-]{1,12}){0,3}(\?[a-z]=[a-z0-9]{0,5})?\Z"))
 def test_ordinary_paths_are_kept(target: str) -> None:
     assert safe_next(target, default="/home") == target
+
+
+@pytest.mark.parametrize(
+    "target", ["/a%20%09b", "/a%20%0a//evil.example", "/q?x=%20%5cevil", "/a%20%00"]
+)
+def test_an_encoded_space_does_not_hide_what_follows(target: str) -> None:
+    """An allowed %20 is skipped, and the characters after it are still checked."""
+    assert is_safe_next(target) is False
+    assert is_safe_next("/a%20b") is True

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from typing import Any
 
-from itsdangerous import BadData, BadSignature, URLSafeTimedSerializer
+from itsdangerous import BadData, BadSignature, TimestampSigner, URLSafeTimedSerializer
 from itsdangerous.encoding import base64_decode, base64_encode
 
+from .clock import Clock, system_clock
 from .errors import ConfigurationError
 
 #: Shortest SECRET_KEY accepted (characters).
@@ -34,11 +36,36 @@ def signing_keys(
     return [k.encode("utf-8") if isinstance(k, str) else k for k in keys]
 
 
-class CookieSigner:
-    """Sign and verify cookie values for one purpose, with an age limit."""
+class _ClockedSigner(TimestampSigner):
+    """A :class:`~itsdangerous.TimestampSigner` that reads the injected clock.
 
-    def __init__(self, keys: list[bytes], purpose: str) -> None:
-        self._serializer = URLSafeTimedSerializer(keys, salt=f"coatcheck.{purpose}")
+    Both the timestamp a value is signed with and the age checked against
+    ``max_age`` come from :meth:`get_timestamp`, so both follow the clock.
+    """
+
+    def __init__(self, *args: Any, clock: Clock, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._clock = clock
+
+    def get_timestamp(self) -> int:
+        """Return the clock's current time in whole seconds."""
+        return int(self._clock())
+
+
+class CookieSigner:
+    """Sign and verify cookie values for one purpose, with an age limit.
+
+    Signing times and ages are read from ``clock``, so a test moves time
+    forward instead of sleeping.
+    """
+
+    def __init__(self, keys: list[bytes], purpose: str, *, clock: Clock = system_clock) -> None:
+        self._serializer = URLSafeTimedSerializer(
+            keys,
+            salt=f"coatcheck.{purpose}",
+            signer=_ClockedSigner,
+            signer_kwargs={"clock": clock},
+        )
 
     def sign(self, value: str) -> str:
         """Return ``value`` signed with the current key."""
