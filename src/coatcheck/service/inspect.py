@@ -364,7 +364,7 @@ def index() -> str:
 def _lesson_signer() -> CookieSigner:
     config = current_app.config
     keys = signing_keys(config.get("SECRET_KEY"), config.get("SECRET_KEY_FALLBACKS") or ())
-    return CookieSigner(keys, LESSON_COOKIE)
+    return CookieSigner(keys, LESSON_COOKIE, clock=CoatCheck.state().clock)
 
 
 def _cookie_session(max_age: int) -> dict[str, Any] | None:
