@@ -223,3 +223,30 @@ def test_one_series_is_one_record_however_often_it_is_used(app: Flask) -> None:
         restart(browser)
         assert browser.get("/api/me").status_code == 200
     assert store.count(RecordKind.REMEMBER) == 1
+
+
+def test_a_series_from_before_the_rotation_protocol_still_logs_in(app: Flask) -> None:
+    # Series stored by earlier versions keep their hash under "token": an upgrade
+    # must not take every remembered device for a thief.
+    import json as _json
+
+    from coatcheck.core.ids import hash_token
+    from coatcheck.core.records import RecordKind
+
+    browser = remembered(app)
+    state = CoatCheck.state(app)
+    [series] = [r for r in state.store.list_by_user("1") if r.kind is RecordKind.REMEMBER]
+    signed = browser.cookie(REMEMBER) or ""
+    secret = (state.remember_signer.verify(signed, max_age=3600) or "").split(".")[1]
+    series.data = {
+        "token": _json.dumps(hash_token(secret)),
+        "previous": '""',
+        "rotated_at": _json.dumps(state.clock()),
+    }
+    state.store.save(series)  # as an earlier version wrote it
+    restart(browser)
+    assert browser.get("/api/me").status_code == 200
+    events = [e.event for e in state.users.list_events(limit=5)]
+    assert "remember_token_theft" not in events
+    restart(browser)
+    assert browser.get("/api/me").status_code == 200  # rotated into the new fields

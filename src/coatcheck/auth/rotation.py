@@ -37,6 +37,8 @@ from ..stores.base import SessionStore
 
 CURRENT, PREVIOUS, ROTATED_AT, SEALED = "current", "previous", "rotated_at", "sealed"
 FIELDS = frozenset({CURRENT, PREVIOUS, ROTATED_AT, SEALED})
+#: Where remember-me series written before this protocol keep their current hash.
+_LEGACY_CURRENT = "token"
 
 
 class Verdict(enum.Enum):
@@ -104,11 +106,12 @@ def consume(
             }
             update(rotated)
             changed_meta = {k for k in rotated.meta if rotated.meta[k] != record.meta.get(k)}
+            held_in = CURRENT if CURRENT in record.data else _LEGACY_CURRENT
             if store.save(
                 rotated,
-                set(FIELDS),
+                FIELDS | {_LEGACY_CURRENT},  # a legacy field goes with the first rotation
                 changed_meta=changed_meta,
-                expect=(CURRENT, record.data[CURRENT]),
+                expect=(held_in, record.data[held_in]),
             ):
                 return Outcome(Verdict.ROTATED, rotated, successor)
             found = store.get(record.key)  # rotated (or ended) meanwhile: look again
@@ -134,9 +137,10 @@ def holds_secret(record: SessionRecord, presented: str) -> bool:
 
 
 def _state(record: SessionRecord) -> tuple[str, str, float, str]:
+    current = record.data.get(CURRENT, record.data.get(_LEGACY_CURRENT, '""'))
     try:
         return (
-            str(json.loads(record.data.get(CURRENT, '""'))),
+            str(json.loads(current)),
             str(json.loads(record.data.get(PREVIOUS, '""'))),
             float(json.loads(record.data.get(ROTATED_AT, "0"))),
             str(json.loads(record.data.get(SEALED, '""'))),
