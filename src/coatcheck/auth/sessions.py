@@ -99,14 +99,26 @@ class Sessions:
             lifetimes.seen(record, now)
             if not store.save(record, write.changed, changed_meta=write.changed_meta):
                 return SessionOutcome(delete=True)  # revoked while this request ran
-        elif lifetimes.needs_touch(record, now):
+        else:
+            self.touch(record, now)
+        return SessionOutcome(set_id=reissue, record=record)
+
+    def touch(self, record: SessionRecord, now: float | None = None) -> None:
+        """Record that a request read the session: at most once per touch interval.
+
+        All a read-only request writes, and the whole of :meth:`persist` for
+        one (the hot path calls it directly).
+        """
+        services = self.services
+        lifetimes = services.lifetimes
+        now = services.clock() if now is None else now
+        if lifetimes.needs_touch(record, now):
             lifetimes.seen(record, now)
             try:
-                store.touch(record.key, record.last_seen_at, record.expires_at)
+                services.store.touch(record.key, record.last_seen_at, record.expires_at)
             except StoreUnavailable as exc:
                 # The read succeeded and nothing is lost; the next request will tell.
                 log.warning("could not record last-seen: %s", exc)
-        return SessionOutcome(set_id=reissue, record=record)
 
     def _store_new(
         self, write: SessionWrite, now: float, base: SessionRecord | None

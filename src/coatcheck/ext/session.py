@@ -264,6 +264,15 @@ class ServerSessionInterface(SessionInterface):
             response.headers["Cache-Control"] = "no-store"
 
     def _persist(self, session: ServerSession, response: Response) -> None:
+        record = session.record
+        if (
+            record is not None
+            and not session.modified
+            and not (session.rotate_requested or session.destroy_requested)
+            and session.reissue_id is None
+        ):
+            self.services.sessions.touch(record)  # a read: what persist() would do, directly
+            return
         outcome = self.services.sessions.persist(
             SessionWrite(
                 record=session.record,
