@@ -101,12 +101,10 @@ def test_revoke_others_keeps_this_device_under_the_new_stamp(services: Services)
     user = services.accounts.create_user("alice", PASSWORD)
     mine = services.tokens.issue(user, 0, HERE)
     theirs = services.tokens.issue(user, 0, HERE)
-    handle = mine["refresh_token"].split(".")[0]
-    revoked, stamp = services.devices.revoke_others(
-        user.id, Device(family_handle=handle), client=HERE
-    )
-    assert revoked == 1 and stamp > 0
-    assert services.tokens.verify(mine["access_token"])[1].handle == handle
+    key = RecordKind.TOKEN_FAMILY.key(mine["refresh_token"].split(".")[0])
+    revoked, stamp = services.devices.revoke_others(user.id, Device(family_key=key), client=HERE)
+    assert revoked == 1 and stamp
+    assert services.tokens.verify(mine["access_token"])[1].key == key
     with pytest.raises(TokenError):
         services.tokens.verify(theirs["access_token"])
     assert services.tokens.refresh(mine["refresh_token"], HERE)["refresh_token"]
@@ -122,3 +120,84 @@ def test_a_stolen_refresh_token_ends_its_family(services: Services, clock: Manua
     with pytest.raises(TokenError):
         services.tokens.refresh(second["refresh_token"], HERE)  # the family is over
     assert [e.event for e in services.users.list_events(limit=1)] == ["refresh_token_reuse"]
+
+
+def test_a_device_kept_by_log_out_everywhere_else_is_not_kept_for_a_disabled_user(
+    services: Services,
+) -> None:
+    # The review: the device asking for "everywhere else" was restamped after it
+    # last read the user, so a disable racing it left that device alive.
+    user = services.accounts.create_user("alice", PASSWORD)
+    mine = services.tokens.issue(user, 0, HERE)
+    key = RecordKind.TOKEN_FAMILY.key(mine["refresh_token"].split(".")[0])
+    services.users.set_disabled(user.id, True)  # the admin's write, before its stamp moves
+    revoked, stamp = services.devices.revoke_others(user.id, Device(family_key=key), client=HERE)
+    assert stamp is None
+    with pytest.raises(TokenError):
+        services.tokens.verify(mine["access_token"])
+
+
+def test_the_kept_device_takes_the_roles_read_after_the_stamp(services: Services) -> None:
+    user = services.accounts.create_user("alice", PASSWORD, roles=("admin",))
+    mine = services.tokens.issue(user, 0, HERE)
+    key = RecordKind.TOKEN_FAMILY.key(mine["refresh_token"].split(".")[0])
+    services.users.set_roles(user.id, [])  # a demotion racing the request
+    services.devices.revoke_others(user.id, Device(family_key=key), client=HERE)
+    _, family = services.tokens.verify(mine["access_token"])
+    assert family.meta["roles"] == []
+
+
+def test_a_lost_stamp_never_brings_back_what_it_killed(services: Services) -> None:
+    # The review: with the stamp record gone (evicted, a failover), current() read 0
+    # and records born dead under an older stamp worked again.
+    user = services.accounts.create_user("alice", PASSWORD)
+    racing = services.tokens.issue(user, services.stamps.current(user.id), HERE)
+    services.devices.revoke_all(user.id, client=HERE)
+    later = services.tokens.issue(user, services.stamps.current(user.id), HERE)
+    services.store.delete(RecordKind.STAMP.key(str(user.id)))
+    for pair in (racing, later):
+        with pytest.raises(TokenError):
+            services.tokens.verify(pair["access_token"])
+    fresh = services.tokens.issue(user, services.stamps.current(user.id), HERE)
+    assert services.tokens.verify(fresh["access_token"])  # born under no stamp: alive
+
+
+def test_a_logout_racing_a_remember_use_is_no_theft(services: Services) -> None:
+    # The review: the use's compare-and-set found the series gone and called it theft,
+    # logging the user out everywhere.
+    from coatcheck.auth import rotation
+
+    user = services.accounts.create_user("alice", PASSWORD)
+    issued = services.remember.issue(str(user.id), 0, HERE)
+    record = services.store.get(issued.key)
+    assert record is not None
+    services.store.delete(issued.key)  # the logout lands between the read and the write
+    outcome = rotation.consume(
+        services.store,
+        record,
+        issued.cookie and services.remember_signer.verify(issued.cookie, 60).split(".")[1],  # type: ignore[union-attr]
+        now=services.clock(),
+        grace=30,
+        make_successor=lambda: {"secret": rotation.new_secret()},
+    )
+    assert outcome.verdict is rotation.Verdict.GONE
+
+
+def test_a_session_stored_after_its_series_ended_is_deleted(services: Services) -> None:
+    # The review: a remember-me login in flight survived the logout of its series.
+    from coatcheck.auth.sessions import SERIES_KEY
+
+    user = services.accounts.create_user("alice", PASSWORD)
+    issued = services.remember.issue(str(user.id), 0, HERE)
+    services.remember.forget(None, key=issued.key)  # the owner logs out meanwhile
+    outcome = services.sessions.persist(
+        _write(
+            user_id=str(user.id),
+            meta={STAMP: 0, SERIES_KEY: issued.key},
+            modified=True,
+            changed={"x"},
+            user_changed=True,
+        )
+    )
+    assert outcome.delete and outcome.set_id is None
+    assert services.store.count(RecordKind.SESSION) == 0

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from flask import Flask, jsonify, session
 
-from coatcheck import CoatCheck
+from coatcheck import CoatCheck, csrf_exempt, login_user
 from coatcheck.ext import set_user_roles
 
 from .auth_app import PASSWORD, Browser, build_auth_app
@@ -176,3 +176,24 @@ def test_every_response_that_sets_a_cookie_is_not_stored_by_caches(
     assert browser.get("/public").headers["Cache-Control"] == "no-store"
     again = browser.get("/api/csrf")  # the cookie is there: nothing set, nothing to keep out
     assert "Set-Cookie" not in again.headers
+
+
+def test_login_user_without_authenticate_reads_the_user_after_the_stamp(
+    make_app: Callable[..., Flask],
+) -> None:
+    # The review: an application that checks credentials itself and calls
+    # login_user with a user it read earlier loses the race guarantee.
+    app = build_auth_app(make_app)
+    state = CoatCheck.state(app)
+    stale = state.users.create_user("mallory", state.hasher.hash(PASSWORD), roles=("admin",))
+
+    @app.post("/sso")
+    @csrf_exempt
+    def sso() -> Any:
+        login_user(stale)  # read before the disable below
+        return jsonify(ok=True)
+
+    state.users.set_disabled(stale.id, True)
+    client = Browser(app)
+    assert client.post("/sso").status_code == 401
+    assert client.get("/api/me").status_code == 401

@@ -303,3 +303,14 @@ def test_authenticated_responses_are_not_stored(service: Flask) -> None:
 
 def test_store_is_the_one_configured(service: Flask) -> None:
     assert type(CoatCheck.state(service).store).__name__ == "MemorySessionStore"
+
+
+def test_log_out_everywhere_else_keeps_nothing_for_a_user_disabled_meanwhile(
+    service: Flask,
+) -> None:
+    # The review: the device asking was restamped after it last read the user, so
+    # a disable racing "log out everywhere else" left that device logged in.
+    alice = logged_in(service, "alice")
+    CoatCheck.state(service).users.set_disabled(1, True)  # the admin's write lands first
+    assert alice.client.delete("/api/sessions", headers=alice.headers()).status_code == 204
+    assert alice.get("/api/me").status_code == 401

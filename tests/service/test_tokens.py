@@ -85,9 +85,9 @@ def good_claims(app: Flask, tokens: dict[str, Any]) -> dict[str, Any]:
 def test_token_pair(app: Flask, clock: ManualClock) -> None:
     tokens = get_tokens(app)
     assert tokens["token_type"] == "Bearer" and tokens["expires_in"] == 900
-    # <family handle>.<secret>: the handle is public, the secret 256 random bits.
-    handle, secret = tokens["refresh_token"].split(".")
-    assert len(handle) == 32 and len(secret) == 43
+    # <family ID>.<secret>, both 256 random bits; the family's public handle is another.
+    family_id, secret = tokens["refresh_token"].split(".")
+    assert len(family_id) == 43 and len(secret) == 43
     claims = good_claims(app, tokens)
     assert {"iss", "aud", "sub", "exp", "iat", "jti", "roles"} <= set(claims)
     assert claims["exp"] - claims["iat"] == 900 and claims["sub"] == "1"
@@ -434,3 +434,20 @@ def test_a_replay_in_the_grace_window_gets_the_same_refresh_token(
     clock.advance(5)
     again = refresh(app, tokens["refresh_token"]).json
     assert again["refresh_token"] == first["refresh_token"]
+
+
+def test_knowing_a_familys_public_handle_cannot_end_it(app: Flask) -> None:
+    # The review: the refresh token was "<handle>.<secret>" and the handle is public
+    # (device lists, audit, the access token): anyone could end a family by
+    # sending a made-up secret with it.
+    tokens = get_tokens(app)
+    listed = api(app).get("/api/sessions", headers=bearer(tokens)).json["sessions"]  # type: ignore[index]
+    [family] = [s for s in listed if s["kind"] == "token"]
+    claims = good_claims(app, tokens)
+    for known in {family["handle"], claims["fam"]}:
+        forged = f"{known}.{'A' * 43}"
+        assert refresh(app, forged).status_code == 401
+    assert me(app, tokens) == 200
+    assert refresh(app, tokens["refresh_token"]).status_code == 200
+    events = [e.event for e in CoatCheck.state(app).users.list_events(limit=5)]
+    assert "refresh_token_reuse" not in events

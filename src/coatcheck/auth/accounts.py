@@ -139,11 +139,11 @@ class Accounts:
         *,
         keep: Device | None = None,
         client: Client = NO_CLIENT,
-    ) -> int:
+    ) -> int | None:
         """Change a password after checking the current one (throttled like a login).
 
         Every session, series and family of the user ends but ``keep``, which
-        lives on under the new stamp; return that stamp.
+        lives on under the new stamp; return that stamp (``None``: nothing kept).
         """
         services = self.services
         user = self.authenticate(username, current_password, client).user
@@ -200,5 +200,5 @@ class Accounts:
         )
         return user, stamp
 
-    def _revoke(self, user_id: int | str, keep: Device | None) -> int:
+    def _revoke(self, user_id: int | str, keep: Device | None) -> int | None:
         return self.services.devices.revoke_everything(str(user_id), keep=keep)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from ..core.records import RecordKind, SessionRecord
 from ..users import models as events
 from .client import NO_CLIENT, Client
-from .remember import SERIES_KEY
+from .sessions import SERIES_KEY
 from .stamps import STAMP, is_current
 
 if TYPE_CHECKING:
@@ -35,14 +35,11 @@ class Device:
 
     session_key: str | None = None
     series_key: str | None = None
-    family_handle: str | None = None
+    family_key: str | None = None
 
     def store_keys(self) -> set[str]:
         """Return the store keys of this device's records."""
-        keys = {k for k in (self.session_key, self.series_key) if k is not None}
-        if self.family_handle is not None:
-            keys.add(RecordKind.TOKEN_FAMILY.key(self.family_handle))
-        return keys
+        return {k for k in (self.session_key, self.series_key, self.family_key) if k is not None}
 
 
 @dataclass(frozen=True)
@@ -87,7 +84,7 @@ class Devices:
     def _alive(self, user_id: str) -> list[SessionRecord]:
         services = self.services
         now, lifetimes = services.clock(), services.lifetimes
-        stamp = services.stamps.current(user_id)
+        stamp = services.stamps.read(user_id)
         return [
             r
             for r in services.store.list_by_user(user_id)
@@ -125,8 +122,9 @@ class Devices:
 
     def revoke_others(
         self, user_id: str | int, keep: Device, *, client: Client = NO_CLIENT
-    ) -> tuple[int, int]:
-        """End every device of a user but ``keep``; return how many and the new stamp."""
+    ) -> tuple[int, int | None]:
+        """End every device of a user but ``keep``; return how many, and the stamp ``keep``
+        now lives under (``None``: not kept, the user was disabled meanwhile)."""
         owner = str(user_id)
         revoked = len([r for r in self._alive(owner) if r.key not in keep.store_keys()])
         stamp = self.revoke_everything(owner, keep=keep)
@@ -155,8 +153,44 @@ class Devices:
         """
         store = self.services.store
         previous, stamp = self.services.stamps.bump(user_id)
+        alive = {
+            record.key
+            for record in store.list_by_user(user_id)
+            if record.kind in _KIND_NAMES and is_current(record.meta, previous)
+        }
+        self._carry(alive, stamp, roles)
+        return stamp
+
+    def revoke_everything(self, user_id: str, *, keep: Device | None = None) -> int | None:
+        """Move the user's stamp, let ``keep`` live on under it, delete the rest.
+
+        Whatever a racing login creates after this was born under the old stamp
+        and is dead at its first use, on every instance. The kept device is
+        carried over only after the user is read again, *after* the stamp
+        moved: a disable that raced this leaves nothing kept, and roles changed
+        meanwhile are the ones it keeps. Return the stamp the kept device now
+        lives under, or ``None`` when nothing is kept.
+        """
+        services = self.services
+        _, stamp = services.stamps.bump(user_id)
+        kept: set[str] = set()
+        if keep is not None:
+            user = services.load_user(user_id)
+            if user is not None and not getattr(user, "disabled", False):
+                kept = keep.store_keys()
+                self._carry(kept, stamp, sorted(set(user.roles)))
+        store = services.store
         for record in store.list_by_user(user_id):
-            if record.kind not in _KIND_NAMES or not is_current(record.meta, previous):
+            if record.key not in kept:
+                store.delete(record.key)
+        return stamp if kept else None
+
+    def _carry(self, keys: set[str], stamp: int, roles: list[str]) -> None:
+        """Move the records ``keys`` to ``stamp`` with ``roles`` (a series keeps no roles)."""
+        store = self.services.store
+        for key in keys:
+            record = store.get(key)
+            if record is None or record.kind not in _KIND_NAMES:
                 continue
             changed = {STAMP}
             record.meta[STAMP] = stamp
@@ -164,36 +198,6 @@ class Devices:
                 record.meta["roles"] = roles
                 changed.add("roles")
             store.save(record, set(), changed_meta=changed)
-        return stamp
-
-    def revoke_everything(self, user_id: str, *, keep: Device | None = None) -> int:
-        """Move the user's stamp, let ``keep`` live on under it, delete the rest; return it.
-
-        Whatever a racing login creates after this was born under the old stamp
-        and is dead at its first use, on every instance.
-        """
-        services = self.services
-        _, stamp = services.stamps.bump(user_id)
-        kept = keep.store_keys() if keep is not None else set()
-        if keep is not None:
-            self._restamp(keep, stamp)
-        store = services.store
-        for record in store.list_by_user(user_id):
-            if record.key not in kept:
-                store.delete(record.key)
-        return stamp
-
-    def _restamp(self, keep: Device, stamp: int) -> None:
-        store = self.services.store
-        if keep.session_key is not None:
-            record = store.get(keep.session_key)
-            if record is not None:
-                record.meta[STAMP] = stamp
-                store.save(record, set(), changed_meta={STAMP})
-        if keep.series_key is not None:
-            self.services.remember.restamp(keep.series_key, stamp)
-        if keep.family_handle is not None:
-            self.services.tokens.restamp(keep.family_handle, stamp)
 
     def _end(self, record: SessionRecord) -> None:
         store = self.services.store

@@ -20,13 +20,12 @@ from ..core.records import RecordKind, SessionRecord
 from ..users import models as events
 from . import rotation
 from .client import NO_CLIENT, Client
+from .sessions import SERIES_KEY
 from .stamps import STAMP, born_under, is_current
 
 if TYPE_CHECKING:
     from .services import Services
 
-#: Session meta key naming the store key of the series that logged the session in.
-SERIES_KEY = "remember_key"
 #: Longest signed cookie value looked at.
 MAX_COOKIE = 512
 
@@ -99,10 +98,15 @@ class RememberSeries:
         if record is None or record.kind is not RecordKind.REMEMBER or record.expires_at <= now:
             return None
         user_id = record.user_id or ""
-        stamp = services.stamps.current(user_id)
+        stamp = services.stamps.read(user_id)
         if not is_current(record.meta, stamp):
-            self._end(record)  # born before a revocation: dead
-            return None
+            # Born before a revocation: dead; unless a change of roles carried it
+            # over between the two reads.
+            again = services.store.get(record.key)
+            if again is None or not is_current(again.meta, stamp):
+                self._end(record)
+                return None
+            record = again
         outcome = rotation.consume(
             services.store,
             record,
@@ -112,12 +116,15 @@ class RememberSeries:
             make_successor=lambda: {"secret": rotation.new_secret(), "sid": new_session_id()},
             update=lambda r: setattr(r, "last_seen_at", now),
         )
+        if outcome.verdict is rotation.Verdict.GONE:
+            return None  # ended (a logout) while this use ran: no theft
         if outcome.verdict is rotation.Verdict.STOLEN or outcome.successor is None:
             self._theft(record, client)
             return None
         successor = outcome.successor
         if not is_session_id(successor.get("sid", "")):
             return None
+        record = outcome.record
         return Remembered(
             user_id=user_id,
             cookie=self._sign(series, successor["secret"]),
@@ -138,13 +145,6 @@ class RememberSeries:
         record = self.services.store.get(key)
         if record is not None and record.kind is RecordKind.REMEMBER:
             self._end(record)
-
-    def restamp(self, key: str, stamp: int) -> None:
-        """Let the series ``key`` live on under a new stamp (the device that revoked the rest)."""
-        record = self.services.store.get(key)
-        if record is not None and record.kind is RecordKind.REMEMBER:
-            record.meta[STAMP] = stamp
-            self.services.store.save(record, set(), changed_meta={STAMP})
 
     def _end(self, record: SessionRecord) -> None:
         """Delete the series and every session it logged in."""

@@ -10,7 +10,8 @@ previous secret. Presenting:
 - the previous secret within the grace window answers with the same
   successor again (two tabs, a retry), never a second chain: a copied secret
   that races its owner ends up on the owner's chain, and dies with it;
-- anything else that addresses a live record is theft: the caller ends it.
+- anything else that addresses a live record is theft: the caller ends it;
+- a record ended while the use ran (a logout racing it) is simply gone.
 
 The store never holds a usable secret: only hashes, and a successor sealed
 under a secret it does not have.
@@ -47,6 +48,8 @@ class Verdict(enum.Enum):
     ROTATED = "rotated"
     REPLAYED = "replayed"
     STOLEN = "stolen"
+    #: The record was ended (logout, revocation, expiry) while this use ran: no theft.
+    GONE = "gone"
 
 
 @dataclass(frozen=True)
@@ -116,7 +119,7 @@ def consume(
                 return Outcome(Verdict.ROTATED, rotated, successor)
             found = store.get(record.key)  # rotated (or ended) meanwhile: look again
             if found is None:
-                break
+                return Outcome(Verdict.GONE, record)
             record = found
             continue
         if previous and hmac.compare_digest(presented_hash, previous) and now - rotated_at <= grace:

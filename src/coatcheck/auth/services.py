@@ -90,7 +90,7 @@ class Services:
     @functools.cached_property
     def stamps(self) -> Stamps:
         """Return the users' revocation stamps."""
-        return Stamps(self.store, self.clock, self.settings.longest_lifetime)
+        return Stamps(self.store, self.clock)
 
     @functools.cached_property
     def sessions(self) -> Sessions:

@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     from .services import Services
 
 log = logging.getLogger("coatcheck.session")
+#: Session meta key naming the store key of the remember-me series that logged it in.
+SERIES_KEY = "remember_key"
 
 
 class Sessions:
@@ -56,7 +58,7 @@ class Sessions:
         """Tell whether ``record`` was born under its user's current stamp."""
         if record.user_id is None:
             return True
-        return is_current(record.meta, self.services.stamps.current(record.user_id))
+        return is_current(record.meta, self.services.stamps.read(record.user_id))
 
     def persist(self, write: SessionWrite) -> SessionOutcome:
         """Write what the request did to its session; return what the cookie must do.
@@ -141,7 +143,14 @@ class Sessions:
         if write.record is not None and not write.fresh:
             record.created_at = write.record.created_at  # rotation keeps the session's age
             lifetimes.seen(record, now)
-        self.services.store.save(record)
+        store = self.services.store
+        store.save(record)
+        series = meta.get(SERIES_KEY)
+        if isinstance(series, str) and store.get(series) is None:
+            # The series was ended (logout, revocation, theft) while this request
+            # ran: its end looked for its sessions before this one was stored.
+            store.delete(record.key)
+            return SessionOutcome(delete=True)
         return SessionOutcome(set_id=session_id, record=record)
 
 

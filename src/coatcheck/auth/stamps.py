@@ -32,6 +32,10 @@ from ..stores.base import SessionStore
 
 #: The meta key under which a session, series or family keeps its birth stamp.
 STAMP = "stamp"
+#: How long a stamp record is kept after it last moved: for good, in practice. A
+#: stamp that vanished all the same (evicted, lost in a failover) makes whatever
+#: was born under a stamp dead, never alive again: see :func:`is_current`.
+LIFETIME = 10 * 365 * 86400.0
 _FIELD = "n"
 _ATTEMPTS = 100
 
@@ -39,16 +43,19 @@ _ATTEMPTS = 100
 class Stamps:
     """Read and move the users' revocation stamps."""
 
-    def __init__(self, store: SessionStore, clock: Clock, lifetime: float) -> None:
+    def __init__(self, store: SessionStore, clock: Clock) -> None:
         self.store = store
         self.clock = clock
-        #: A stamp outlives everything born under it (plus a day).
-        self.lifetime = lifetime + 86400
+        self.lifetime = LIFETIME
+
+    def read(self, user_id: str | int) -> int | None:
+        """Return the user's stamp, or ``None`` if there is no stamp record."""
+        record = self.store.get(RecordKind.STAMP.key(str(user_id)))
+        return _value(record) if record is not None else None
 
     def current(self, user_id: str | int) -> int:
-        """Return the user's stamp (0 if it never moved)."""
-        record = self.store.get(RecordKind.STAMP.key(str(user_id)))
-        return _value(record) if record is not None else 0
+        """Return the stamp a login of the user is born under now (0 if it never moved)."""
+        return self.read(user_id) or 0
 
     def bump(self, user_id: str | int) -> tuple[int, int]:
         """Move the user's stamp forward; return the value it moved from and the new one.
@@ -98,9 +105,14 @@ def born_under(meta: Mapping[str, Any]) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
-def is_current(meta: Mapping[str, Any], stamp: int) -> bool:
-    """Tell whether a record born as ``meta`` says is still alive under ``stamp``."""
-    return born_under(meta) >= stamp
+def is_current(meta: Mapping[str, Any], stamp: int | None) -> bool:
+    """Tell whether a record born as ``meta`` says is still alive under ``stamp``.
+
+    With no stamp record (``None``) only records born before any stamp live: a
+    stamp that was lost must not bring back what it had killed.
+    """
+    born = born_under(meta)
+    return born == 0 if stamp is None else born >= stamp
 
 
 def _value(record: SessionRecord) -> int:

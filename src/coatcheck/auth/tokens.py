@@ -1,11 +1,15 @@
 """Token families: JWT access tokens and one-use refresh tokens, one record per device.
 
-A family is one record (kind ``token-family``, keyed by the hash of its
-public handle, indexed under its user) holding the user, roles, the stamp it
-was born under, the access-token IDs revoked early, and the rotation fields
-of :mod:`.rotation`. A refresh token is ``<handle>.<secret>``: the handle
-finds the record, the secret is checked against the hashes it holds. So one
-login plus any number of refreshes is one record.
+A family is one record (kind ``token-family``, keyed by the hash of a secret
+family ID, indexed under its user) holding the user, roles, the stamp it was
+born under, the access-token IDs revoked early, and the rotation fields of
+:mod:`.rotation`. A refresh token is ``<family ID>.<secret>``: the ID finds the
+record, the secret is checked against the hashes it holds. So one login plus
+any number of refreshes is one record. The family's public handle (device
+lists, audit) is a separate random value: knowing it gives no way to address
+the family, so nobody can end someone else's family by guessing at its
+refresh token. An access token names its family by the record's store key
+(``fam``), which is a hash: it finds the record and builds no refresh token.
 
 A family lives ``refresh_token_lifetime`` after its last refresh (idle) and
 at most ``token_family_lifetime`` after its login (absolute). A refresh reads
@@ -16,10 +20,11 @@ roles are carried into the new access token.
 from __future__ import annotations
 
 import json
+import re
 from typing import TYPE_CHECKING, Any
 
 from ..core.errors import TokenError
-from ..core.ids import is_handle, is_session_id, new_handle
+from ..core.ids import is_session_id, new_handle
 from ..core.records import RecordKind, SessionRecord
 from ..core.tokens import new_jti
 from ..users import models as events
@@ -31,6 +36,7 @@ if TYPE_CHECKING:
     from .services import Services
 
 _REVOKED = "x:"
+_STORE_KEY = re.compile(r"[0-9a-f]{64}")
 #: Meta key holding when the family was born (its absolute lifetime counts from it).
 _BORN = "born_at"
 
@@ -45,9 +51,10 @@ class TokenFamilies:
         """Start a family (a device) for ``user`` born under ``stamp``; return its first pair."""
         services = self.services
         now = services.clock()
-        handle, secret = new_handle(), rotation.new_secret()
+        family_id, secret = rotation.new_secret(), rotation.new_secret()
+        handle = new_handle()
         family = SessionRecord(
-            key=RecordKind.TOKEN_FAMILY.key(handle),
+            key=RecordKind.TOKEN_FAMILY.key(family_id),
             handle=handle,
             created_at=now,
             last_seen_at=now,
@@ -71,7 +78,7 @@ class TokenFamilies:
             username=user.username,
             detail={"via": "token", "family": handle},
         )
-        return self._pair(family, now, f"{handle}.{secret}")
+        return self._pair(family, now, f"{family_id}.{secret}")
 
     def refresh(self, refresh_token: str, client: Client = NO_CLIENT) -> dict[str, Any]:
         """Spend a refresh token; return a new pair of the same family.
@@ -83,13 +90,17 @@ class TokenFamilies:
         """
         services = self.services
         now = services.clock()
-        handle, secret = _parse(refresh_token)
-        family = self._live(handle, now)
+        family_id, secret = _parse(refresh_token)
+        family = self._live(RecordKind.TOKEN_FAMILY.key(family_id), now)
         user_id = family.user_id or ""
-        stamp = services.stamps.current(user_id)  # before the user: a racing revocation wins
+        stamp = services.stamps.read(user_id)  # before the user: a racing revocation wins
         if not is_current(family.meta, stamp):
-            services.store.delete(family.key)
-            raise TokenError("the token's family was revoked")
+            # Unless a change of roles carried it over between the two reads.
+            again = services.store.get(family.key)
+            if again is None or not is_current(again.meta, stamp):
+                services.store.delete(family.key)
+                raise TokenError("the token's family was revoked")
+            family = again
         user = services.load_user(user_id)
         if user is None or getattr(user, "disabled", False):
             services.store.delete(family.key)
@@ -111,6 +122,8 @@ class TokenFamilies:
             make_successor=lambda: {"secret": rotation.new_secret()},
             update=update,
         )
+        if outcome.verdict is rotation.Verdict.GONE:
+            raise TokenError("the token's family was revoked")
         if outcome.verdict is rotation.Verdict.STOLEN or outcome.successor is None:
             services.store.delete(family.key)
             services.audit(
@@ -123,13 +136,13 @@ class TokenFamilies:
             raise TokenError("refresh token reused: its family is revoked")
         record = outcome.record
         record.meta["roles"] = roles  # a replay answers with today's roles too
-        return self._pair(record, now, f"{handle}.{outcome.successor['secret']}")
+        return self._pair(record, now, f"{family_id}.{outcome.successor['secret']}")
 
     def verify(self, token: str) -> tuple[dict[str, Any], SessionRecord]:
         """Return the claims and the family of a valid, unrevoked access token."""
         services = self.services
         claims = services.token_signer.verify(token)
-        family = services.store.get(RecordKind.TOKEN_FAMILY.key(str(claims.get("fam", ""))))
+        family = self._named(claims)
         now = services.clock()
         if (
             family is None
@@ -138,7 +151,7 @@ class TokenFamilies:
             or family.expires_at <= now
         ):
             raise TokenError("the token's family is revoked")
-        if not is_current(family.meta, services.stamps.current(family.user_id or "")):
+        if not is_current(family.meta, services.stamps.read(family.user_id or "")):
             raise TokenError("the token's family was revoked")
         if _REVOKED + str(claims["jti"]) in family.data:
             raise TokenError("the token is revoked")
@@ -156,7 +169,7 @@ class TokenFamilies:
                 claims = services.token_signer.verify(token, verify_exp=False)
             except TokenError:
                 return
-            family = services.store.get(RecordKind.TOKEN_FAMILY.key(str(claims.get("fam", ""))))
+            family = self._named(claims)
             if family is None or family.kind is not RecordKind.TOKEN_FAMILY:
                 return
             expired = {_REVOKED + k for k, exp in _revoked(family).items() if exp < now}
@@ -164,10 +177,10 @@ class TokenFamilies:
             services.store.save(family, set(family.data) | expired)  # and forget expired ones
             return
         try:
-            handle, secret = _parse(token)
+            family_id, secret = _parse(token)
         except TokenError:
             return
-        family = services.store.get(RecordKind.TOKEN_FAMILY.key(handle))
+        family = services.store.get(RecordKind.TOKEN_FAMILY.key(family_id))
         if family is None or family.kind is not RecordKind.TOKEN_FAMILY:
             return
         # Only a holder of one of its secrets may end a family by its token.
@@ -181,19 +194,17 @@ class TokenFamilies:
             detail={"family": family.handle},
         )
 
-    def end(self, handle: str) -> None:
-        """End a token family (a device) by its handle."""
-        self.services.store.delete(RecordKind.TOKEN_FAMILY.key(handle))
+    def end(self, key: str) -> None:
+        """End the token family (a device) stored under ``key``."""
+        self.services.store.delete(key)
 
-    def restamp(self, handle: str, stamp: int) -> None:
-        """Let the family ``handle`` live on under a new stamp (the device that revoked)."""
-        record = self.services.store.get(RecordKind.TOKEN_FAMILY.key(handle))
-        if record is not None and record.kind is RecordKind.TOKEN_FAMILY:
-            record.meta[STAMP] = stamp
-            self.services.store.save(record, set(), changed_meta={STAMP})
+    def _named(self, claims: dict[str, Any]) -> SessionRecord | None:
+        """Return the family an access token's ``fam`` claim names (its store key)."""
+        key = str(claims.get("fam", ""))
+        return self.services.store.get(key) if _STORE_KEY.fullmatch(key) else None
 
-    def _live(self, handle: str, now: float) -> SessionRecord:
-        family = self.services.store.get(RecordKind.TOKEN_FAMILY.key(handle))
+    def _live(self, key: str, now: float) -> SessionRecord:
+        family = self.services.store.get(key)
         if family is None or family.kind is not RecordKind.TOKEN_FAMILY or family.expires_at <= now:
             raise TokenError("unknown, expired or revoked refresh token")
         return family
@@ -211,7 +222,7 @@ class TokenFamilies:
                 "exp": int(now + settings.access_token_lifetime),
                 "jti": new_jti(),
                 "roles": list(family.meta.get("roles", [])),
-                "fam": family.handle,
+                "fam": family.key,
             }
         )
         return {
@@ -223,10 +234,10 @@ class TokenFamilies:
 
 
 def _parse(token: str) -> tuple[str, str]:
-    handle, sep, secret = token.partition(".")
-    if not sep or not is_handle(handle) or not is_session_id(secret):
+    family_id, sep, secret = token.partition(".")
+    if not sep or not is_session_id(family_id) or not is_session_id(secret):
         raise TokenError("not a refresh token")
-    return handle, secret
+    return family_id, secret
 
 
 def _revoked(family: SessionRecord) -> dict[str, float]:

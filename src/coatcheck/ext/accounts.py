@@ -11,12 +11,13 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from ..auth.devices import Device
-from ..auth.remember import SERIES_KEY
+from ..auth.sessions import SERIES_KEY
 from ..auth.stamps import STAMP
 from ..core.errors import InvalidCredentials
 from .context import note_login_stamp, services
 from .login import get_current_user
 from .session import current_session, request_client
+from .tokens import bearer_family
 
 if TYPE_CHECKING:
     from ..users import User
@@ -56,7 +57,8 @@ def this_device() -> Device:
     """Return the device the current request acts from."""
     user = get_current_user()
     if user.via == "bearer":
-        return Device(family_handle=user.handle)
+        family = bearer_family()
+        return Device(family_key=family.key if family is not None else None)
     session = current_session()
     series = session.peek_meta().get(SERIES_KEY)
     return Device(
@@ -65,12 +67,20 @@ def this_device() -> Device:
     )
 
 
-def live_on(stamp: int) -> None:
-    """Let this request's session live on under ``stamp``, under a new ID."""
+def live_on(stamp: int | None) -> None:
+    """Let this request's session live on under ``stamp``, under a new ID.
+
+    ``None``: the device was not kept (its user was disabled meanwhile): the
+    session ends.
+    """
     session = current_session()
-    if session.user_id is not None and get_current_user().via == "session":
-        session.set_meta(STAMP, stamp)
-        session.rotate_requested = True
+    if session.user_id is None or get_current_user().via != "session":
+        return
+    if stamp is None:
+        session.destroy_requested = True
+        return
+    session.set_meta(STAMP, stamp)
+    session.rotate_requested = True
 
 
 def change_password(current_password: str, new_password: str) -> None:

@@ -11,7 +11,8 @@ from typing import Any
 from flask import Flask, current_app, g
 
 from ..auth.services import Services
-from ..core.errors import CoatcheckError
+from ..core.errors import CoatcheckError, InvalidCredentials
+from ..users.models import User as StoredUser
 
 EXTENSION_KEY = "coatcheck"
 _STAMPS = "_coatcheck_stamps"
@@ -32,12 +33,24 @@ def note_login_stamp(user_id: Any, stamp: int) -> None:
     g.setdefault(_STAMPS, {})[str(user_id)] = stamp
 
 
-def login_stamp(user_id: Any) -> int:
-    """Return the stamp a login of ``user_id`` in this request is born under.
+def begin_login(user: Any) -> tuple[Any, int]:
+    """Return the user to log in and the stamp the login is born under.
 
-    The one read before the credentials were checked, if they were checked in
-    this request (so a revocation racing the check wins); else the current one.
+    The stamp is the one read when the user's credentials were checked in this
+    request (:func:`coatcheck.authenticate`), so a revocation racing the check
+    wins. Without one (the application checked the credentials itself) it is
+    read now, and a user of coatcheck's own user store is read again after it:
+    a disable that landed meanwhile refuses the login, changed roles are used.
     """
     noted: dict[str, int] = g.get(_STAMPS, {})
-    stamp = noted.get(str(user_id))
-    return stamp if stamp is not None else services().stamps.current(str(user_id))
+    stamp = noted.get(str(user.id))
+    if stamp is not None:
+        return user, stamp
+    found = services()
+    stamp = found.stamps.current(str(user.id))
+    if isinstance(user, StoredUser):
+        again = found.users.get(user.id)
+        if again is None or again.disabled:
+            raise InvalidCredentials()
+        user = again
+    return user, stamp

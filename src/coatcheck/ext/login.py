@@ -15,14 +15,14 @@ from typing import Any, Protocol, TypeVar, cast
 from flask import g, has_request_context
 from werkzeug.local import LocalProxy
 
-from ..auth.remember import SERIES_KEY
+from ..auth.sessions import SERIES_KEY
 from ..auth.stamps import STAMP
 from ..core import csrf
 from ..core.errors import Forbidden, Unauthenticated
 from ..users import models as events
 from . import remember as remember_cookie
 from .client import bearer_token
-from .context import login_stamp, services
+from .context import begin_login, services
 from .session import current_session, request_client
 from .tokens import bearer_family
 
@@ -147,8 +147,8 @@ def login_user(user: UserLike, remember: bool = False, *, via: str = "password")
     wins. With ``remember=True`` a remember-me cookie is issued too, and the
     session cookie gets a Max-Age.
     """
+    user, stamp = begin_login(user)
     user_id = str(user.id)
-    stamp = login_stamp(user_id)
     session = _establish(user, stamp)
     if remember:
         session.permanent = True
@@ -231,8 +231,9 @@ def logout_user() -> None:
     user = get_current_user()
     if user.is_authenticated:
         found.audit(events.LOGOUT, client=request_client(), user_id=user.id, username=user.username)
-    if user.via == "bearer" and user.handle is not None:
-        found.tokens.end(user.handle)
+    family = bearer_family() if user.via == "bearer" else None
+    if family is not None:
+        found.tokens.end(family.key)
     session = current_session()
     series = session.peek_meta().get(SERIES_KEY)
     if isinstance(series, str):

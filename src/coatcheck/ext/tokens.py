@@ -13,7 +13,7 @@ from flask import Response, g
 from ..core.errors import TokenError
 from ..core.records import SessionRecord
 from .client import bearer_token
-from .context import login_stamp, services
+from .context import begin_login, services
 from .session import request_client
 
 _BEARER = "_coatcheck_bearer"
@@ -25,8 +25,8 @@ def issue_tokens(user: Any) -> dict[str, Any]:
     The family is born under the stamp read when ``user``'s password was
     checked in this request (see :func:`coatcheck.authenticate`), or else now.
     """
-    found = services()
-    return found.tokens.issue(user, login_stamp(user.id), request_client())
+    user, stamp = begin_login(user)
+    return services().tokens.issue(user, stamp, request_client())
 
 
 def refresh_tokens(refresh_token: str) -> dict[str, Any]:
