@@ -33,7 +33,8 @@ def test_register_logs_in(app: Flask) -> None:
     browser = Browser(app)
     response = browser.register("alice")
     assert response.status_code == 201
-    assert browser.get("/api/me").json == {"user": {"id": "1", "username": "alice", "roles": []}}
+    # The ID keeps its type end to end: the user store's int, not the text "1".
+    assert browser.get("/api/me").json == {"user": {"id": 1, "username": "alice", "roles": []}}
 
 
 def test_login_and_logout(app: Flask) -> None:

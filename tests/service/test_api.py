@@ -314,3 +314,21 @@ def test_log_out_everywhere_else_keeps_nothing_for_a_user_disabled_meanwhile(
     CoatCheck.state(service).users.set_disabled(1, True)  # the admin's write lands first
     assert alice.client.delete("/api/sessions", headers=alice.headers()).status_code == 204
     assert alice.get("/api/me").status_code == 401
+
+
+def test_login_and_register_answers_carry_the_new_csrf_token(service: Flask) -> None:
+    # A single-page app needs no extra round trip to GET /api/csrf after logging in.
+    add_user(service, "alice")
+    browser = Browser(service)
+    browser.csrf()
+    reply = browser.post("/api/login", {"username": "alice", "password": PASSWORD})
+    token = reply.json["csrf_token"]  # type: ignore[index]
+    assert reply.headers["X-CSRF-Token"]
+    browser.token = token
+    assert browser.post("/api/logout").status_code == 204
+    newcomer = Browser(service)
+    newcomer.csrf()
+    created = newcomer.post("/api/register", {"username": "bobby", "password": PASSWORD})
+    assert created.status_code == 201
+    newcomer.token = created.json["csrf_token"]  # type: ignore[index]
+    assert newcomer.post("/api/logout").status_code == 204

@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("coatcheck.session")
 #: Session meta key naming the store key of the remember-me series that logged it in.
 SERIES_KEY = "remember_key"
+#: Session (and token family) meta key keeping the user's ID with its type.
+USER_ID = "uid"
 
 
 class Sessions:

@@ -30,6 +30,7 @@ from ..core.tokens import new_jti
 from ..users import models as events
 from . import rotation
 from .client import NO_CLIENT, Client
+from .sessions import USER_ID
 from .stamps import STAMP, is_current
 
 if TYPE_CHECKING:
@@ -62,6 +63,7 @@ class TokenFamilies:
             user_id=str(user.id),
             data=rotation.initial_fields(secret, now),
             meta={
+                USER_ID: user.id if isinstance(user.id, int | str) else str(user.id),
                 "username": user.username,
                 "roles": sorted(set(user.roles)),
                 STAMP: stamp,

@@ -119,7 +119,7 @@ def set_user_roles(user_id: int, roles: Iterable[str]) -> User:
     A login that raced the change is dead at its first use. When users change
     their own roles, their session also gets a new ID (a change of privilege).
     """
-    own = get_current_user().id == str(user_id)
+    own = str(get_current_user().id) == str(user_id)
     user, stamp = services().accounts.set_roles(user_id, roles, client=request_client())
     if own:
         current_session().set_meta("roles", sorted(user.roles))

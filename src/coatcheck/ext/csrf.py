@@ -12,13 +12,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from flask import current_app, g, request
+from flask import Response, current_app, g, request
 
 from ..core import csrf
 from ..core.errors import CSRFError
 from .context import services
 from .cookies import cookie_name, queue_cookie, single_cookie
-from .session import current_session
+from .session import SESSION_ENVIRON_KEY, ServerSession, current_session
 
 F = TypeVar("F", bound=Callable[..., Any])
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -122,3 +122,19 @@ def _valid(secret: object) -> str | None:
     # Whatever verified but is not a secret (only a SECRET_KEY holder could
     # sign one) counts as no secret, and a new one is made when needed.
     return secret if isinstance(secret, str) and csrf.is_secret(secret) else None
+
+
+def announce_new_token(response: Response) -> None:
+    """Hand out the new token when this request changed the session's CSRF secret.
+
+    A login (password, remember-me cookie) makes a new secret, so a token from
+    before stops working; the answer carries a fresh one in ``X-CSRF-Token``,
+    sparing a single-page app the round trip to fetch one (an after-request hook).
+    """
+    current = request.environ.get(SESSION_ENVIRON_KEY)
+    if (
+        isinstance(current, ServerSession)
+        and current.user_id is not None
+        and "csrf" in current.changed_meta
+    ):
+        response.headers[HEADER] = csrf_token()

@@ -34,7 +34,7 @@ def _user_id(user_id: str | int | None) -> str:
     current = get_current_user().id
     if current is None:
         raise ValueError("no user given and nobody is logged in")
-    return current
+    return str(current)
 
 
 def list_sessions(user_id: str | int | None = None) -> list[DeviceSession]:
@@ -71,6 +71,6 @@ def revoke_all_sessions(user_id: str | int) -> int:
     ends too.
     """
     revoked = services().devices.revoke_all(user_id, client=request_client())
-    if get_current_user().id == str(user_id):
+    if str(get_current_user().id) == str(user_id):
         current_session().destroy_requested = True
     return revoked

@@ -8,7 +8,15 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
-from flask import Flask, Response, current_app, has_request_context, redirect, request
+from flask import (
+    Flask,
+    Response,
+    current_app,
+    has_request_context,
+    make_response,
+    redirect,
+    request,
+)
 from markupsafe import escape
 
 from ..core import csrf
@@ -34,14 +42,26 @@ _STORE_UNAVAILABLE_MESSAGE = "The session store is unavailable. Please try again
 
 
 def wants_json() -> bool:
-    """Tell whether the current request comes from an API client.
+    """Tell whether the current request comes from an API client rather than a page.
 
-    An ``/api/`` path, a JSON body, no ``Accept`` header at all, or an
-    ``Accept`` preferring JSON: browsers always ask for HTML.
+    In order: an ``/api/`` path, a JSON body, ``X-Requested-With: XMLHttpRequest``
+    or a ``Sec-Fetch-Mode`` other than ``navigate`` (``fetch()`` and XHR send
+    ``cors``, ``same-origin`` or ``no-cors``) mean JSON; ``Sec-Fetch-Mode:
+    navigate`` (the browser loading a page) means HTML; otherwise the
+    ``Accept`` header decides, and a client that sends none gets JSON
+    (browsers always send one). So ``fetch("/account")`` gets a JSON 401, not
+    the login page.
     """
     if not has_request_context():
         return True
-    if request.path.startswith("/api/") or request.is_json or not request.accept_mimetypes:
+    if request.path.startswith("/api/") or request.is_json:
+        return True
+    if request.headers.get("X-Requested-With", "").lower() == "xmlhttprequest":
+        return True
+    mode = request.headers.get("Sec-Fetch-Mode", "").lower()
+    if mode:
+        return mode != "navigate"
+    if not request.accept_mimetypes:
         return True
     best = request.accept_mimetypes.best_match(["text/html", "application/json"])
     return best == "application/json"
@@ -100,7 +120,14 @@ def _handle_csrf(exc: CSRFError) -> Response:
     return error_response(403, "csrf_failed", csrf.MESSAGES.get(exc.reason, "CSRF check failed."))
 
 
+#: Where an application's :meth:`CoatCheck.unauthorized_handler` is kept on the app.
+UNAUTHORIZED_KEY = "coatcheck.unauthorized"
+
+
 def _handle_unauthenticated(exc: Unauthenticated) -> Response:
+    handler = current_app.extensions.get(UNAUTHORIZED_KEY)
+    if handler is not None:
+        return make_response(handler())
     login_url = services().settings.login_url
     if login_url and not wants_json():
         target = request.full_path if request.query_string else request.path

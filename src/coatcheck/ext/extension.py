@@ -19,7 +19,7 @@ from ..core.settings import Settings
 from ..stores.base import SessionStore
 from . import cookies, csrf
 from .context import EXTENSION_KEY, services
-from .errors import register_error_handlers
+from .errors import UNAUTHORIZED_KEY, register_error_handlers
 from .login import current_user
 from .session import (
     SESSION_ENVIRON_KEY,
@@ -69,7 +69,8 @@ class CoatCheck:
         self._hasher = hasher
         self.clock = clock
         self._user_loader: Callable[[str], Any] | None = None
-        self._services: list[Services] = []
+        self._unauthorized: Callable[[], Any] | None = None
+        self._apps: list[Flask] = []
         if app is not None:
             self.init_app(app)
 
@@ -93,8 +94,10 @@ class CoatCheck:
             )
 
         built.listeners.append(signal)
-        self._services.append(built)
+        self._apps.append(app)
         app.extensions[EXTENSION_KEY] = built
+        if self._unauthorized is not None:
+            app.extensions[UNAUTHORIZED_KEY] = self._unauthorized
         app.session_interface = ServerSessionInterface(built)
         # First of all before-request hooks: a session that could not be loaded
         # ends the request with 503 before any view can treat it as anonymous;
@@ -107,6 +110,7 @@ class CoatCheck:
 
         def after_request(response: Response) -> Response:
             cookies.write_queued_cookies(settings, response)
+            csrf.announce_new_token(response)
             return mark_bearer_response(response)
 
         hooks.insert(0, before_request)
@@ -137,9 +141,22 @@ class CoatCheck:
         By default users come from coatcheck's own user store.
         """
         self._user_loader = loader
-        for built in self._services:
-            built.user_loader = loader
+        for app in self._apps:
+            services(app).user_loader = loader
         return loader
+
+    def unauthorized_handler(self, handler: Callable[[], Any]) -> Callable[[], Any]:
+        """Register what ``@login_required`` answers to a request nobody is logged in to.
+
+        A decorator, as Flask-Login's: ``handler`` takes no argument and returns
+        a response (or anything a view may return). By default API clients get
+        401 ``unauthenticated`` and browsers a redirect to ``COATCHECK_LOGIN_URL``
+        (see :func:`coatcheck.ext.errors.wants_json` for how they are told apart).
+        """
+        self._unauthorized = handler
+        for app in self._apps:
+            app.extensions[UNAUTHORIZED_KEY] = handler
+        return handler
 
     @staticmethod
     def state(app: Flask | None = None) -> Services:

@@ -15,7 +15,7 @@ from typing import Any, Protocol, TypeVar, cast
 from flask import g, has_request_context
 from werkzeug.local import LocalProxy
 
-from ..auth.sessions import SERIES_KEY
+from ..auth.sessions import SERIES_KEY, USER_ID
 from ..auth.stamps import STAMP
 from ..core import csrf
 from ..core.errors import Forbidden, Unauthenticated
@@ -28,6 +28,7 @@ from .tokens import bearer_family
 
 F = TypeVar("F", bound=Callable[..., Any])
 _USER = "_coatcheck_user"
+_LOADED = "_coatcheck_loaded_users"
 _CSRF = "_coatcheck_csrf"
 
 
@@ -46,9 +47,17 @@ class UserLike(Protocol):
 
 @dataclass(frozen=True)
 class AuthenticatedUser:
-    """The user a request is authenticated as."""
+    """The user a request is authenticated as.
 
-    id: str
+    ``id``, ``username`` and ``roles`` come from the session (or token family)
+    and cost nothing. Any other attribute is the application's own user
+    object's — what the user loader returns (by default, coatcheck's user
+    store) — loaded once per request, on first use: ``current_user.email``
+    works as with Flask-Login, and :attr:`user` is that object itself.
+    """
+
+    #: The user's ID, of the type it had at login (an ``int`` for the built-in store).
+    id: Any
     username: str
     roles: tuple[str, ...]
     #: How the request proved it: ``session`` (cookie) or ``bearer`` (access token).
@@ -57,10 +66,33 @@ class AuthenticatedUser:
     handle: str | None = None
     is_authenticated = True
     is_anonymous = False
+    is_active = True
 
     def has_role(self, role: str) -> bool:
         """Tell whether the user has ``role``."""
         return role in self.roles
+
+    def get_id(self) -> str:
+        """Return the ID as text (Flask-Login's name for it)."""
+        return str(self.id)
+
+    @property
+    def user(self) -> Any:
+        """Return the application's user object (the user loader's), once per request."""
+        cache: dict[str, Any] = g.setdefault(_LOADED, {})
+        key = str(self.id)
+        if key not in cache:
+            cache[key] = services().load_user(key)
+        return cache[key]
+
+    def __getattr__(self, name: str) -> Any:
+        # Only reached for what this class lacks: the application's own fields.
+        if name.startswith("_") or not has_request_context():
+            raise AttributeError(name)
+        loaded = self.user
+        if loaded is None:
+            raise AttributeError(name)
+        return getattr(loaded, name)
 
 
 @dataclass(frozen=True)
@@ -72,8 +104,14 @@ class AnonymousUser:
     roles: tuple[str, ...] = ()
     via: None = None
     handle: None = None
+    user: None = None
     is_authenticated = False
     is_anonymous = True
+    is_active = False
+
+    def get_id(self) -> None:
+        """Return ``None``: nobody has no ID."""
+        return None
 
     def has_role(self, role: str) -> bool:
         """Return ``False``: nobody has no roles."""
@@ -126,8 +164,9 @@ def session_user() -> User:
 def _user_from(
     user_id: str, meta: Mapping[str, Any], *, via: str, handle: str
 ) -> AuthenticatedUser:
+    typed = meta.get(USER_ID)
     return AuthenticatedUser(
-        id=user_id,
+        id=typed if typed is not None and str(typed) == user_id else user_id,
         username=str(meta.get("username", "")),
         roles=tuple(meta.get("roles", ())),
         via=via,
@@ -166,6 +205,7 @@ def _establish(user: UserLike, stamp: int) -> Any:
     """Make the current session ``user``'s, born under ``stamp``, under a new ID."""
     session = current_session()
     session.user_id = str(user.id)
+    session.set_meta(USER_ID, user.id if isinstance(user.id, int | str) else str(user.id))
     session.set_meta("username", user.username)
     session.set_meta("roles", sorted(set(user.roles)))
     session.set_meta("csrf", csrf.new_secret())
@@ -175,6 +215,7 @@ def _establish(user: UserLike, stamp: int) -> Any:
     session.rotate_fresh = True
     g.pop(_CSRF, None)
     g.pop(_USER, None)
+    g.setdefault(_LOADED, {})[str(user.id)] = user
     return session
 
 
@@ -249,8 +290,9 @@ def logout_user() -> None:
 def login_required(view: F) -> F:
     """Let only authenticated requests reach ``view``.
 
-    Others get 401 ``unauthenticated`` (API clients) or a redirect to
-    ``COATCHECK_LOGIN_URL`` with ``next`` (browsers).
+    Others get what the application's :meth:`CoatCheck.unauthorized_handler`
+    returns, or by default 401 ``unauthenticated`` (API clients) or a redirect
+    to ``COATCHECK_LOGIN_URL`` with ``next`` (browsers).
     """
 
     @functools.wraps(view)

@@ -45,7 +45,7 @@ def _back() -> WerkzeugResponse:
 
 
 def _is_me(user_id: int) -> bool:
-    return current_user.id == str(user_id)
+    return str(current_user.id) == str(user_id)
 
 
 def _target(user_id: int) -> User | None:

@@ -121,7 +121,8 @@ def register() -> tuple[Response, int]:
     email = optional_text(body, "email")
     user = register_user(username, password, email=email)
     login_user(user)
-    return jsonify(user=user_json(user)), 201
+    # The login made a new CSRF secret: the token for the next unsafe request.
+    return jsonify(user=user_json(user), csrf_token=csrf_token()), 201
 
 
 @blueprint.post("/login")
@@ -134,7 +135,8 @@ def login() -> Response:
         raise InvalidRequest("remember must be true or false.")
     user = authenticate(username, password)
     login_user(user, remember=remember)
-    return jsonify(user=user_json(user))
+    # The login made a new CSRF secret: the token for the next unsafe request.
+    return jsonify(user=user_json(user), csrf_token=csrf_token())
 
 
 @blueprint.post("/logout")
@@ -290,5 +292,7 @@ def admin_audit() -> Response:
     )
 
 
-def _int_id(value: str | None) -> int | str | None:
-    return int(value) if value is not None and value.isdigit() else value
+def _int_id(value: object) -> int | None:
+    if isinstance(value, int):
+        return value
+    return int(value) if isinstance(value, str) and value.isdigit() else None

@@ -211,7 +211,8 @@ _NOT_FOUND_USER = _shared("UserNotFound")
 
 
 def _auth_paths() -> dict[str, Schema]:
-    user_reply = _object({"user": _ref("User")})
+    # A login makes a new CSRF secret: its answer carries the token to use next.
+    login_reply = _object({"user": _ref("User"), "csrf_token": _STR})
     return {
         "/api/csrf": {
             "get": _operation(
@@ -231,7 +232,7 @@ def _auth_paths() -> dict[str, Schema]:
                 "Create an account and log it in (a new session).",
                 "auth",
                 {
-                    "201": _ok("Created and logged in.", user_reply),
+                    "201": _ok("Created and logged in.", login_reply),
                     "400": _shared("InvalidOrWeakPassword"),
                     "409": _error("The username is taken.", "username_taken"),
                     "429": _THROTTLED,
@@ -247,7 +248,7 @@ def _auth_paths() -> dict[str, Schema]:
                 "Log in: a new session cookie (and a remember-me cookie on request).",
                 "auth",
                 {
-                    "200": _ok("Logged in.", user_reply),
+                    "200": _ok("Logged in.", login_reply),
                     "400": _INVALID,
                     "401": _shared("InvalidCredentials"),
                     "429": _THROTTLED,
@@ -597,7 +598,12 @@ def _inspection() -> Schema:
             "attributes": {"type": "array", "items": attribute},
         }
     )
-    user = {"oneOf": [{"type": "null"}, _object({"id": _STR, "username": _STR, "roles": _ROLES})]}
+    user = {
+        "oneOf": [
+            {"type": "null"},
+            _object({"id": {"type": ["integer", "string"]}, "username": _STR, "roles": _ROLES}),
+        ]
+    }
     session = _object(
         {
             "stored": _BOOL,

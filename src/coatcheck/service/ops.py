@@ -22,7 +22,7 @@ def verify() -> Response:
         return error_response(401, "unauthenticated", "Log in to see this.")
     response = Response(status=200)
     response.headers["X-Auth-User"] = user.username or ""
-    response.headers["X-Auth-User-Id"] = user.id or ""
+    response.headers["X-Auth-User-Id"] = str(user.id) if user.id is not None else ""
     response.headers["X-Auth-Roles"] = ",".join(user.roles)
     return response
 

@@ -215,7 +215,8 @@ def logout() -> ResponseReturnValue:
 def account() -> ResponseReturnValue:
     session = current_session()
     users = CoatCheck.state().users
-    user_id = int(current_user.id) if current_user.id and current_user.id.isdigit() else None
+    raw = current_user.id  # an int, or text for sessions from before typed IDs
+    user_id = raw if isinstance(raw, int) else int(str(raw)) if str(raw).isdigit() else None
     events = users.list_events(user_id=user_id, limit=RECENT_EVENTS) if user_id else []
     return render_template(
         "account.html",
