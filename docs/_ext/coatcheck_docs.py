@@ -55,9 +55,13 @@ class SettingsTable(SphinxDirective):
         head += nodes.row("", *(_entry(nodes.Text(t)) for t in ("key", "default", "meaning")))
         group += head
         body = nodes.tbody()
+        std = self.env.get_domain("std")
         for key, default, doc in settings_rows():
             key_entry = _entry(nodes.literal(key, key))
-            key_entry["ids"].append(nodes.make_id(f"setting-{key}"))
+            node_id = nodes.make_id(f"setting-{key}")
+            key_entry["ids"].append(node_id)
+            # The :setting:`KEY` role links here.
+            std.note_object("setting", key, node_id, location=key_entry)
             default_cell = (
                 nodes.literal(default, default) if default else nodes.emphasis("", "empty")
             )
@@ -68,4 +72,6 @@ class SettingsTable(SphinxDirective):
 
 def setup(app: Sphinx) -> dict[str, Any]:
     app.add_directive("coatcheck-settings", SettingsTable)
+    # ``.. setting:: KEY`` marks a key documented by hand; ``:setting:`KEY``` links to either.
+    app.add_crossref_type("setting", "setting", indextemplate="pair: %s; setting")
     return {"parallel_read_safe": True, "parallel_write_safe": True}
