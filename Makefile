@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip install -q --disable-pip-version-check
 
-.PHONY: run test lint typecheck unit chromium nginx wrk bench load fuzz mutate clean
+.PHONY: run test lint typecheck unit docs chromium nginx wrk bench load fuzz mutate clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +17,10 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(PIP) -e '.[test]'
+	touch $(VENV)/.installed $@
+
+$(VENV)/.installed-docs: pyproject.toml | $(BIN)/python
+	$(PIP) -e '.[docs]'
 	touch $(VENV)/.installed $@
 
 run: $(VENV)/.installed
@@ -50,8 +54,13 @@ nginx:
 	      DEBIAN_FRONTEND=noninteractive apt-get install -y -q nginx-light >/dev/null; }; \
 	  else echo "nginx is missing: the nginx recipe test will skip (apt-get install nginx-light)"; fi; }
 
-unit: $(VENV)/.installed-test chromium nginx
+# The docs extra too: tests/docs builds the site (and must not skip under CI=true).
+unit: $(VENV)/.installed-test $(VENV)/.installed-docs chromium nginx
 	$(BIN)/pytest
+
+# The documentation site (Sphinx), warnings as errors: open build/docs/index.html.
+docs: $(VENV)/.installed-docs
+	$(BIN)/sphinx-build -W --keep-going -q -b html docs build/docs
 
 test: lint typecheck unit
 
