@@ -146,7 +146,7 @@ def test_api_tokens_call_a_view_and_refresh(app: Flask) -> None:
     body = {"username": "alice", "password": PASSWORD}
     pair = client.post("/api/token", json=body, base_url=BASE).json
     assert pair is not None and pair["token_type"] == "Bearer"
-    assert re.fullmatch(r"[0-9a-f]{32}\.[A-Za-z0-9_-]+", pair["refresh_token"])
+    assert re.fullmatch(r"[A-Za-z0-9_-]{43}\.[A-Za-z0-9_-]{43}", pair["refresh_token"])
     bearer = {"Authorization": f"Bearer {pair['access_token']}"}
     me = client.get("/api/me", headers=bearer, base_url=BASE)
     assert me.status_code == 200 and me.json == {  # type: ignore[comparison-overlap]
