@@ -29,10 +29,10 @@ import threading
 
 import pytest
 
-from .core.clock import ManualClock
-from .core.ids import new_session_id
-from .core.records import LifetimePolicy, RecordKind, SessionRecord
-from .stores.base import SessionStore
+from ..core.clock import ManualClock
+from ..core.ids import new_session_id
+from ..core.records import LifetimePolicy, RecordKind, SessionRecord
+from ..stores.base import SessionStore
 
 __all__ = ["SessionStoreContract", "make_record"]
 
