@@ -129,3 +129,34 @@ def test_a_login_answer_carries_the_new_csrf_token(app: Flask) -> None:
     browser.token = fresh
     assert browser.post("/change").status_code == 200
     assert "X-CSRF-Token" not in browser.get("/api/me").headers  # only when it changed
+
+
+def test_an_app_with_its_own_users_gets_no_user_database(
+    make_app: Callable[..., Flask], tmp_path: Any
+) -> None:
+    @dataclass
+    class Member:
+        id: str
+        username: str
+        roles: tuple[str, ...]
+
+    members = {"m-1": Member("m-1", "mia", ())}
+    app = Flask(__name__, instance_path=str(tmp_path / "own-instance"))
+    app.config.update(make_app().config)
+    app.config["COATCHECK_DATABASE_URL"] = ""  # the default: a file in the instance folder
+    app.config["COATCHECK_STORE_URL"] = "memory://"
+    cc = CoatCheck(app)
+    cc.user_loader(members.get)
+
+    @app.get("/in")
+    def log_in() -> str:
+        from coatcheck import login_user, logout_user
+
+        login_user(members["m-1"])
+        logout_user()
+        return "in and out"
+
+    client = app.test_client()
+    client.environ_base["wsgi.url_scheme"] = "https"
+    assert client.get("/in").status_code == 200
+    assert not (tmp_path / "own-instance" / "coatcheck.db").exists()

@@ -59,6 +59,8 @@ class Services:
     #: Loads an application's own user by ID (``None``: the built-in user store).
     user_loader: Callable[[str], Any] | None = None
     listeners: list[Listener] = field(default_factory=list)
+    #: The application handed in a user store of its own.
+    users_given: bool = False
     _users: UserStore | None = field(default=None, repr=False)
     _users_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -66,6 +68,16 @@ class Services:
     def lifetimes(self) -> LifetimePolicy:
         """Return the session lifetime policy."""
         return self.settings.lifetimes
+
+    @property
+    def uses_user_store(self) -> bool:
+        """Tell whether coatcheck's own user store is in use (and so keeps the audit log).
+
+        It is, unless the application loads its own users (a user loader) and
+        gave no user store: then no user database is created, and security
+        events go to the log and the ``security_event`` signal only.
+        """
+        return self.users_given or self.user_loader is None or self._users is not None
 
     @property
     def users(self) -> UserStore:
@@ -136,15 +148,16 @@ class Services:
             escape_for_log(client.ip),
             client.session_handle,
         )
-        self.users.record_event(
-            event,
-            user_id=user_key,
-            username=username,
-            ip=client.ip,
-            user_agent=client.user_agent,
-            session_handle=client.session_handle,
-            detail=detail,
-        )
+        if self.uses_user_store:
+            self.users.record_event(
+                event,
+                user_id=user_key,
+                username=username,
+                ip=client.ip,
+                user_agent=client.user_agent,
+                session_handle=client.session_handle,
+                detail=detail,
+            )
         fields = {"user_id": user_key, "username": username, "detail": detail}
         for listener in self.listeners:
             listener(event, fields)
@@ -189,4 +202,5 @@ def build_services(
         token_signer=make_token_signer(settings, keys, clock),
         users_factory=open_users,
         user_loader=user_loader,
+        users_given=users is not None,
     )
