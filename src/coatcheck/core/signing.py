@@ -6,7 +6,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from itsdangerous import BadData, BadSignature, TimestampSigner, URLSafeTimedSerializer
+from itsdangerous import BadData, TimestampSigner, URLSafeTimedSerializer
 from itsdangerous.encoding import base64_decode, base64_encode
 
 from .clock import Clock, system_clock
@@ -83,7 +83,7 @@ class CookieSigner:
             return None
         try:
             value = self._serializer.loads(signed, max_age=max_age)
-        except (BadSignature, UnicodeError, ValueError):
+        except (BadData, UnicodeError, ValueError):
             return None
         return value if isinstance(value, str) else None
 
