@@ -11,17 +11,30 @@ import math
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import Blueprint, Response, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Response,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask.typing import ResponseReturnValue
+from werkzeug.exceptions import default_exceptions
 from werkzeug.wrappers import Response as WerkzeugResponse
 
+from ..core import csrf
 from ..core.errors import (
+    CSRFError,
     InvalidCredentials,
     InvalidUsername,
     PasswordRejected,
     Throttled,
     UsernameTaken,
 )
+from ..core.logtext import escape_for_log
 from ..core.redirects import safe_next
 from ..ext import (
     CoatCheck,
@@ -38,6 +51,7 @@ from ..ext import (
     revoke_other_sessions,
     revoke_session,
 )
+from ..ext.errors import error_response, wants_json
 from ..users import InvalidEmail
 from .useragent import describe_user_agent
 
@@ -98,6 +112,13 @@ def event_label_filter(event: str) -> str:
     return label
 
 
+@blueprint.app_template_filter("stock_description")
+def stock_description_filter(status: int) -> str:
+    """Return Werkzeug's stock description of ``status``, which error pages replace."""
+    exception = default_exceptions.get(status)
+    return (exception.description or "") if exception is not None else ""
+
+
 def _as_datetime(value: float | datetime | None) -> datetime | None:
     if value is None:
         return None
@@ -140,6 +161,29 @@ def _throttled(template: str, exc: Throttled, **context: object) -> Response:
 def _form_error(template: str, message: str, status: int, **context: object) -> Response:
     flash(message, "error")
     return Response(render_template(template, **context), status=status)
+
+
+# -- CSRF failures ---------------------------------------------------------------
+
+#: What the service adds, for API clients, to the library's CSRF messages.
+API_CSRF_HINTS = {
+    csrf.REASON_NO_TOKEN: "GET /api/csrf gives one.",
+    csrf.REASON_BAD_TOKEN: "GET /api/csrf gives a fresh one.",
+    csrf.REASON_NO_SECRET: "GET /api/csrf gives one, with the cookie it is checked against.",
+}
+
+
+def csrf_failed(exc: CSRFError) -> ResponseReturnValue:
+    """Answer a request refused by the CSRF check (the service's handler of :class:`CSRFError`)."""
+    current_app.logger.warning(
+        "CSRF check failed (%s) for %s %s",
+        exc.reason,
+        escape_for_log(request.method),
+        escape_for_log(request.path),
+    )
+    message = csrf.MESSAGES.get(exc.reason, "CSRF check failed.")
+    hint = API_CSRF_HINTS.get(exc.reason) if wants_json() else None
+    return error_response(403, "csrf_failed", f"{message} {hint}" if hint else message)
 
 
 # -- pages ----------------------------------------------------------------------
