@@ -7,12 +7,15 @@ with a mistake in it is shown again with the error and a 4xx status.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 from datetime import UTC, datetime
 from typing import Any
+from weakref import WeakSet
 
 from flask import (
     Blueprint,
+    Flask,
     Response,
     current_app,
     flash,
@@ -130,6 +133,56 @@ def _as_datetime(value: float | datetime | None) -> datetime | None:
 @blueprint.context_processor
 def _password_rules() -> dict[str, object]:
     return {"min_password_length": MIN_PASSWORD_LENGTH}
+
+
+# -- plain HTTP on a host that is not this machine ------------------------------------
+
+_warned_plain_http: WeakSet[Flask] = WeakSet()
+
+
+def plain_http_drops_cookies() -> bool:
+    """Tell whether the browser will drop coatcheck's cookies on this request.
+
+    Secure cookies are refused over plain HTTP, except from loopback hosts
+    (``localhost``, ``127.0.0.1``, ``[::1]``): opened at a LAN address or a
+    development hostname, the service sets no cookie and every login fails.
+    """
+    if request.scheme != "http" or not CoatCheck.state().settings.cookie_secure:
+        return False
+    if request.headers.get("X-Forwarded-Proto", "").strip().lower() == "https":
+        return (
+            False  # HTTPS ends at a proxy: the browser is on HTTPS (ProxyFix is a separate matter)
+        )
+    return not _is_loopback(request.host)
+
+
+def _is_loopback(host: str) -> bool:
+    name = host[1 : host.find("]")] if host.startswith("[") else host.partition(":")[0]
+    name = name.lower().rstrip(".")
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+@blueprint.app_context_processor
+def _plain_http() -> dict[str, object]:
+    return {"plain_http": plain_http_drops_cookies()}
+
+
+@blueprint.before_app_request
+def _warn_plain_http() -> None:
+    app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
+    if app not in _warned_plain_http and plain_http_drops_cookies():
+        _warned_plain_http.add(app)
+        app.logger.warning(
+            "coatcheck: a browser opened the service over plain HTTP at %s; it drops the "
+            "Secure cookies there, so logins fail (no CSRF cookie). Serve it over HTTPS, or "
+            "set COATCHECK_COOKIE_SECURE=false on a LAN you trust.",
+            escape_for_log(request.host),
+        )
 
 
 # -- helpers --------------------------------------------------------------------
