@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import math
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 from weakref import WeakSet
@@ -19,6 +20,7 @@ from flask import (
     Response,
     current_app,
     flash,
+    g,
     redirect,
     render_template,
     request,
@@ -216,29 +218,6 @@ def _form_error(template: str, message: str, status: int, **context: object) -> 
     return Response(render_template(template, **context), status=status)
 
 
-# -- CSRF failures ---------------------------------------------------------------
-
-#: What the service adds, for API clients, to the library's CSRF messages.
-API_CSRF_HINTS = {
-    csrf.REASON_NO_TOKEN: "GET /api/csrf gives one.",
-    csrf.REASON_BAD_TOKEN: "GET /api/csrf gives a fresh one.",
-    csrf.REASON_NO_SECRET: "GET /api/csrf gives one, with the cookie it is checked against.",
-}
-
-
-def csrf_failed(exc: CSRFError) -> ResponseReturnValue:
-    """Answer a request refused by the CSRF check (the service's handler of :class:`CSRFError`)."""
-    current_app.logger.warning(
-        "CSRF check failed (%s) for %s %s",
-        exc.reason,
-        escape_for_log(request.method),
-        escape_for_log(request.path),
-    )
-    message = csrf.MESSAGES.get(exc.reason, "CSRF check failed.")
-    hint = API_CSRF_HINTS.get(exc.reason) if wants_json() else None
-    return error_response(403, "csrf_failed", f"{message} {hint}" if hint else message)
-
-
 # -- pages ----------------------------------------------------------------------
 
 
@@ -377,3 +356,113 @@ def account_password() -> ResponseReturnValue:
         return _form_error(template, exc.message, 400)
     flash("Password changed. Your other sessions were logged out.", "success")
     return _see_other("pages.account")
+
+
+# -- CSRF failures: an old form is shown again, not refused with an error page ---------
+
+#: What the service adds, for API clients, to the library's CSRF messages.
+API_CSRF_HINTS = {
+    csrf.REASON_NO_TOKEN: "GET /api/csrf gives one.",
+    csrf.REASON_BAD_TOKEN: "GET /api/csrf gives a fresh one.",
+    csrf.REASON_NO_SECRET: "GET /api/csrf gives one, with the cookie it is checked against.",
+}
+#: The failures a person causes with an old form (as opposed to another site's request).
+STALE_FORM_REASONS = frozenset({csrf.REASON_NO_TOKEN, csrf.REASON_BAD_TOKEN, csrf.REASON_NO_SECRET})
+STALE_FORM = "This form was open too long or in another tab; please try again."
+
+
+def csrf_failed(exc: CSRFError) -> ResponseReturnValue:
+    """Answer a request refused by the CSRF check (the service's handler of :class:`CSRFError`).
+
+    A page's form with an old or missing token is shown again with a fresh
+    token (403, nothing done); an API client is told where tokens come from.
+    """
+    current_app.logger.warning(
+        "CSRF check failed (%s) for %s %s",
+        exc.reason,
+        escape_for_log(request.method),
+        escape_for_log(request.path),
+    )
+    if not wants_json() and exc.reason in STALE_FORM_REASONS:
+        again = _FORMS_AGAIN.get(request.endpoint or "")
+        answer = again() if again is not None else None
+        if answer is not None:
+            return answer
+    message = csrf.MESSAGES.get(exc.reason, "CSRF check failed.")
+    hint = API_CSRF_HINTS.get(exc.reason) if wants_json() else None
+    return error_response(403, "csrf_failed", f"{message} {hint}" if hint else message)
+
+
+@blueprint.app_context_processor
+def _form_notice() -> dict[str, object]:
+    return {"form_notice": g.get("form_notice")}
+
+
+def _again(template: str, **context: object) -> Response:
+    g.form_notice = STALE_FORM
+    return Response(render_template(template, **context), status=403)
+
+
+def _view_again(view: Callable[[], ResponseReturnValue]) -> Response:
+    g.form_notice = STALE_FORM
+    response = current_app.make_response(view())
+    response.status_code = 403
+    return response
+
+
+def _login_again() -> ResponseReturnValue:
+    target = safe_next(request.form.get("next"), "")
+    if current_user.is_authenticated:  # logged in meanwhile, in another tab
+        flash(f"You are logged in as {current_user.username}.", "success")
+        return redirect(target or url_for("pages.account"), 303)
+    username = request.form.get("username", "").strip()
+    return _again("login.html", username=username, next=target)
+
+
+def _register_again() -> ResponseReturnValue:
+    if current_user.is_authenticated:
+        flash(f"You are logged in as {current_user.username}.", "success")
+        return _see_other("pages.account")
+    form = request.form
+    return _again(
+        "register.html", username=form.get("username", "").strip(), email=form.get("email", "")
+    )
+
+
+def _logout_again() -> ResponseReturnValue:
+    if not current_user.is_authenticated:  # logged out meanwhile, in another tab
+        return _see_other("pages.login", logged_out=1)
+    return _again("logout.html")
+
+
+def _password_again() -> ResponseReturnValue:
+    if not current_user.is_authenticated:
+        return _see_other("pages.login", next=url_for("pages.account_password"))
+    return _again("account_password.html")
+
+
+def _devices_again() -> ResponseReturnValue:
+    if not current_user.is_authenticated:
+        return _see_other("pages.login", next=url_for("pages.account_sessions"))
+    return _view_again(account_sessions)
+
+
+def _admin_again() -> ResponseReturnValue | None:
+    from . import admin
+
+    if not current_user.has_role(admin.ADMIN_ROLE):
+        return None  # the error page: only an admin may see the admin page
+    return _view_again(admin.index)
+
+
+_FORMS_AGAIN: dict[str, Callable[[], ResponseReturnValue | None]] = {
+    "pages.login": _login_again,
+    "pages.register": _register_again,
+    "pages.logout": _logout_again,
+    "pages.account_password": _password_again,
+    "pages.revoke_session": _devices_again,
+    "pages.revoke_others": _devices_again,
+    "admin.set_roles": _admin_again,
+    "admin.disable": _admin_again,
+    "admin.logout_everywhere": _admin_again,
+}
