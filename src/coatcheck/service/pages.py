@@ -88,14 +88,14 @@ EVENT_LABELS = {
 
 
 @blueprint.app_template_filter("utc")
-def utc_filter(value: float | datetime | None) -> str:
-    """Return a time as ``2026-11-22 01:02 UTC`` (a Unix time or a datetime)."""
+def utc_filter(value: float | str | datetime | None) -> str:
+    """Return a time as ``2026-11-22 01:02 UTC`` (a Unix time, ISO 8601 text or a datetime)."""
     moment = _as_datetime(value)
     return moment.strftime("%Y-%m-%d %H:%M UTC") if moment is not None else "—"
 
 
 @blueprint.app_template_filter("isotime")
-def isotime_filter(value: float | datetime | None) -> str:
+def isotime_filter(value: float | str | datetime | None) -> str:
     """Return a time as ISO 8601 in UTC, for ``<time datetime=...>``."""
     moment = _as_datetime(value)
     return iso_time(moment.timestamp()) if moment is not None else ""
@@ -124,9 +124,14 @@ def stock_description_filter(status: int) -> str:
     return (exception.description or "") if exception is not None else ""
 
 
-def _as_datetime(value: float | datetime | None) -> datetime | None:
-    if value is None:
+def _as_datetime(value: float | str | datetime | None) -> datetime | None:
+    if value is None or value == "":
         return None
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            return None
     if isinstance(value, datetime):
         return value.astimezone(UTC) if value.tzinfo is not None else value.replace(tzinfo=UTC)
     return datetime.fromtimestamp(value, UTC)
