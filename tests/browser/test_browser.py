@@ -179,3 +179,42 @@ def test_two_tabs_on_login_never_show_an_error_page(chromium: Any, server: Serve
     tab_b.click("form.stack button[type=submit]")
     tab_b.wait_for_url(f"{server.url}/account")
     context.close()
+
+
+PAGES = [
+    "/",
+    "/login",
+    "/register",
+    "/account",
+    "/account/sessions",
+    "/account/password",
+    "/inspect",
+    "/lessons",
+    "/admin",
+    "/no-such-page",
+]
+WIDTHS = {"wide": 1280, "narrow": 390}
+
+
+@pytest.mark.parametrize("width", sorted(WIDTHS))
+def test_every_page_fits_its_width(chromium: Any, server: Served, width: str) -> None:
+    """Screenshot every page at 1280 and 390 px; nothing may be wider than the window."""
+    server.cli("user", "create", "root", "--admin", "--password-stdin", input=PASSWORD + "\n")
+    pixels = WIDTHS[width]
+    context = chromium.new_context(
+        viewport={"width": pixels, "height": 900}, is_mobile=pixels < 500
+    )
+    page = context.new_page()
+    anonymous = ["/", "/login", "/register", "/no-such-page"]
+    for path in anonymous:
+        page.goto(f"{server.url}{path}")
+        shot(page, f"{width}-anonymous{path.replace('/', '-') if path != '/' else '-index'}")
+    login(page, server.url, "root")
+    page.goto(f"{server.url}/logout")  # 405: an error page with the usual navigation
+    shot(page, f"{width}-error-405")
+    for path in PAGES:
+        page.goto(f"{server.url}{path}")
+        shot(page, f"{width}{path.replace('/', '-') if path != '/' else '-index'}")
+        overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 0, f"{path} is {overflow}px wider than {pixels}px"
+    context.close()
