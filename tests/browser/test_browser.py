@@ -142,3 +142,79 @@ def test_admin_pages(chromium: Any, server: Served) -> None:
     shot(small, "12-admin-phone")
     context.close()
     narrow.close()
+
+
+def test_two_tabs_on_login_never_show_an_error_page(chromium: Any, server: Served) -> None:
+    server.cli("user", "create", "alice", "--password-stdin", input=PASSWORD + "\n")
+    context = chromium.new_context(viewport={"width": 1200, "height": 900})
+    tab_a, tab_b = context.new_page(), context.new_page()
+    for tab in (tab_a, tab_b):
+        tab.goto(f"{server.url}/login")
+        tab.fill("input[name=username]", "alice")
+        tab.fill("input[name=password]", PASSWORD)
+    tab_a.click("form.stack button[type=submit]")
+    tab_a.wait_for_url(f"{server.url}/account")
+    tab_b.click("form.stack button[type=submit]")  # its token is from before the login
+    tab_b.wait_for_load_state()
+    assert tab_b.url == f"{server.url}/account"
+    assert "Error" not in tab_b.inner_text("main")
+    assert "You are logged in as alice." in tab_b.inner_text("main")
+
+    # Logged out in tab A, the logout form of tab B ends on the login page too.
+    tab_b.goto(f"{server.url}/account/password")
+    tab_a.click("header form button")
+    tab_a.wait_for_url(f"{server.url}/login?logged_out=1")
+    tab_b.click("header form button")
+    tab_b.wait_for_url(f"{server.url}/login?logged_out=1")
+    assert "Error" not in tab_b.inner_text("main")
+
+    # An expired login form is shown again, with a fresh token that works.
+    tab_b.fill("input[name=username]", "alice")
+    tab_b.fill("input[name=password]", PASSWORD)
+    context.clear_cookies()
+    tab_b.click("form.stack button[type=submit]")
+    tab_b.wait_for_load_state()
+    assert "This form was open too long or in another tab" in tab_b.inner_text("main")
+    tab_b.fill("input[name=password]", PASSWORD)
+    tab_b.click("form.stack button[type=submit]")
+    tab_b.wait_for_url(f"{server.url}/account")
+    context.close()
+
+
+PAGES = [
+    "/",
+    "/login",
+    "/register",
+    "/account",
+    "/account/sessions",
+    "/account/password",
+    "/inspect",
+    "/lessons",
+    "/admin",
+    "/no-such-page",
+]
+WIDTHS = {"wide": 1280, "narrow": 390}
+
+
+@pytest.mark.parametrize("width", sorted(WIDTHS))
+def test_every_page_fits_its_width(chromium: Any, server: Served, width: str) -> None:
+    """Screenshot every page at 1280 and 390 px; nothing may be wider than the window."""
+    server.cli("user", "create", "root", "--admin", "--password-stdin", input=PASSWORD + "\n")
+    pixels = WIDTHS[width]
+    context = chromium.new_context(
+        viewport={"width": pixels, "height": 900}, is_mobile=pixels < 500
+    )
+    page = context.new_page()
+    anonymous = ["/", "/login", "/register", "/no-such-page"]
+    for path in anonymous:
+        page.goto(f"{server.url}{path}")
+        shot(page, f"{width}-anonymous{path.replace('/', '-') if path != '/' else '-index'}")
+    login(page, server.url, "root")
+    page.goto(f"{server.url}/logout")  # 405: an error page with the usual navigation
+    shot(page, f"{width}-error-405")
+    for path in PAGES:
+        page.goto(f"{server.url}{path}")
+        shot(page, f"{width}{path.replace('/', '-') if path != '/' else '-index'}")
+        overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 0, f"{path} is {overflow}px wider than {pixels}px"
+    context.close()

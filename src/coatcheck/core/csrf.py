@@ -22,14 +22,15 @@ REASON_NO_SECRET = "no_secret"  # noqa: S105
 REASON_CROSS_SITE = "cross_site"
 REASON_BAD_ORIGIN = "bad_origin"
 
-#: What each failure reason tells the client. Never echoes what was sent.
+#: What each failure reason tells the client. Never echoes what was sent, and
+#: names no route: the application knows where its tokens come from.
 MESSAGES = {
     REASON_NO_TOKEN: "The CSRF token is missing: send it as form field csrf_token "
-    "or header X-CSRF-Token (GET /api/csrf gives one).",
-    REASON_BAD_TOKEN: "The CSRF token is invalid or belongs to another session; "
-    "fetch a fresh one from GET /api/csrf.",
+    "or header X-CSRF-Token.",
+    REASON_BAD_TOKEN: "The CSRF token is invalid or belongs to another session "
+    "(logging in or out changes it); get a fresh one.",
     REASON_NO_SECRET: "There is no CSRF cookie or session to check the token against; "
-    "fetch a token from GET /api/csrf first.",
+    "get a token first, and keep the cookie it comes with.",
     REASON_CROSS_SITE: "Cross-site requests may not change anything here.",
     REASON_BAD_ORIGIN: "The request's Origin is not this application's.",
 }

@@ -1,7 +1,9 @@
 """coatcheck's errors as HTTP responses: one shape, mapped in one place.
 
 JSON clients (an ``/api/`` path, or ``Accept: application/json``) get
-``{"error": code, "message": text}``; browsers get a small HTML page.
+``{"error": code, "message": text}``; browsers get an HTML page: the
+application's template ``coatcheck/error.html`` when it has one, else a small
+built-in page.
 """
 
 from __future__ import annotations
@@ -15,9 +17,12 @@ from flask import (
     has_request_context,
     make_response,
     redirect,
+    render_template,
     request,
 )
+from jinja2 import TemplateNotFound
 from markupsafe import escape
+from werkzeug.http import HTTP_STATUS_CODES
 
 from ..core import csrf
 from ..core.errors import (
@@ -39,6 +44,55 @@ from .context import services
 
 STORE_UNAVAILABLE = "store_unavailable"
 _STORE_UNAVAILABLE_MESSAGE = "The session store is unavailable. Please try again shortly."
+
+#: The application template that, when present, renders every HTML error page.
+#: It gets ``status``, ``code``, ``title``, ``message`` and ``advice``.
+ERROR_TEMPLATE = "coatcheck/error.html"
+
+#: What a person can do about an error, by status (:data:`CODE_ADVICE` first).
+ADVICE = {
+    400: "Check what you entered and try again.",
+    401: "Log in, then try again.",
+    403: "This needs other rights than yours. If you think it should work, ask an administrator.",
+    404: "Check the address, or start again from the home page.",
+    405: "This address does not take that kind of request. Go back and use the page's own "
+    "links and buttons.",
+    413: "That was more data than this site accepts. Send less and try again.",
+    429: "Wait a moment, then try again.",
+    500: "Something broke on our side. Try again in a moment.",
+    503: "Wait a few seconds, then reload the page.",
+}
+#: What a person can do about an error, by code, where the status says too little.
+CODE_ADVICE = {"csrf_failed": "Go back, reload the page and send the form again."}
+_DEFAULT_ADVICE = "Go back and try again."
+
+_BUILTIN_PAGE = """<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{status} {title}</title>
+<style>
+body {{ margin: 0; background: #fbfaf7; color: #1d2330;
+  font: 1rem/1.55 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; }}
+main {{ max-width: 34rem; margin: 12vh auto 2rem; padding: 1.5rem;
+  background: #fff; border: 1px solid #dde1e8; border-radius: 10px; }}
+.status {{ margin: 0; color: #5b6475; font-size: .9rem; }}
+h1 {{ margin: .25rem 0 1rem; font-size: 1.5rem; line-height: 1.25; }}
+a {{ color: #2f5bd3; font-weight: 600; }}
+</style>
+</head>
+<body>
+<main>
+<p class="status">Error {status}</p>
+<h1>{title}</h1>
+<p>{message}</p>
+<p>{advice}</p>
+<p><a href="{home}">Back to the home page</a></p>
+</main>
+</body>
+</html>
+"""
 
 
 def wants_json() -> bool:
@@ -75,15 +129,38 @@ def error_response(status: int, code: str, message: str) -> Response:
             mimetype="application/json",
         )
     else:
-        page = (
-            "<!doctype html><html lang=en><meta charset=utf-8>"
-            f"<title>{status} {escape(code)}</title>"
-            f"<h1>{escape(message)}</h1></html>"
-        )
-        response = Response(page, mimetype="text/html")
+        response = Response(error_page(status, code, message), mimetype="text/html")
     response.status_code = status
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+def error_page(status: int, code: str, message: str) -> str:
+    """Return the HTML page for an error.
+
+    An application that has a template :data:`ERROR_TEMPLATE` gets it
+    rendered (its own layout); any other gets a small self-contained page.
+    """
+    title = HTTP_STATUS_CODES.get(status, "Error")
+    advice = CODE_ADVICE.get(code) or ADVICE.get(status, _DEFAULT_ADVICE)
+    try:
+        template = current_app.jinja_env.get_or_select_template(ERROR_TEMPLATE)
+    except TemplateNotFound:
+        template = None
+    if template is not None:
+        try:
+            return render_template(
+                template, status=status, code=code, title=title, message=message, advice=advice
+            )
+        except Exception:  # an error page must not fail in turn: fall back to the built-in one
+            current_app.logger.exception("the error template %s failed", ERROR_TEMPLATE)
+    return _BUILTIN_PAGE.format(
+        status=status,
+        title=escape(title),
+        message=escape(message),
+        advice=escape(advice),
+        home=escape(f"{request.script_root}/"),
+    )
 
 
 def store_unavailable_response() -> Response:

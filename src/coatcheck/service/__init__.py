@@ -13,6 +13,7 @@ from typing import Any
 
 from flask import Flask
 
+from ..core.errors import CSRFError
 from ..ext import CoatCheck
 from .config import load_config
 from .instance import instance_secret_key
@@ -32,6 +33,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from . import admin, api, http, inspect, openapi, ops, pages
 
     http.install(app)
+    # The service says more than the library: where tokens come from, and a
+    # stale form is shown again rather than refused with an error page.
+    app.register_error_handler(CSRFError, pages.csrf_failed)
     app.context_processor(lambda: {"lessons_enabled": app.config["COATCHECK_LESSONS"]})
     app.register_blueprint(api.blueprint)
     app.register_blueprint(ops.blueprint)

@@ -7,6 +7,8 @@ that flash their outcome and redirect back to the page.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from typing import Any
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
@@ -31,6 +33,67 @@ PAGE_SIZE = 50
 #: The most recently seen sessions shown.
 SESSIONS_SHOWN = 200
 ADMIN_ROLE = "admin"
+
+
+#: How each way of logging in reads in the audit log.
+_VIA = {
+    "password": "with a password",
+    "remember": "by a remember-me cookie",
+    "token": "for an API token",
+}
+#: Which limit a throttled login reached.
+_SCOPES = {
+    "pair": "too many failures for this account from this address",
+    "account": "too many failures for this account",
+    "address": "too many failures from this address",
+    "register": "too many registrations from this address",
+}
+
+#: The order of an event's details in a sentence (a store may not keep the order written).
+_ORDER = {key: n for n, key in enumerate(("via", "remember", "scope", "before", "after"))}
+
+
+@blueprint.app_template_filter("audit_detail")
+def audit_detail(detail: Mapping[str, Any] | None) -> str:
+    """Return an audit event's detail as people read it ("With a password; remembered.")."""
+    if not detail:
+        return ""
+    parts: list[str] = []
+    for key in sorted(detail, key=lambda key: (_ORDER.get(key, len(_ORDER)), key)):
+        part = _detail_part(key, detail[key], detail)
+        if part:
+            parts.append(part)
+    text = "; ".join(parts)
+    return f"{text[:1].upper()}{text[1:]}." if text else ""
+
+
+def _count(value: Any, noun: str) -> str:
+    return f"{value} {noun}{'' if value == 1 else 's'}"
+
+
+def _roles(value: Any) -> str:
+    roles = [str(role) for role in value] if isinstance(value, list | tuple) else [str(value)]
+    return ", ".join(roles) or "none"
+
+
+def _detail_part(key: str, value: Any, detail: Mapping[str, Any]) -> str:
+    if key == "via":
+        return _VIA.get(str(value), f"via {value}")
+    if key == "remember":
+        return "kept logged in on the device" if value and detail.get("via") != "remember" else ""
+    if key == "scope":
+        return _SCOPES.get(str(value), f"limit: {value}")
+    if key in ("revoked", "sessions_revoked"):
+        return f"{_count(value, 'session')} ended"
+    if key == "before":
+        return f"roles were {_roles(value)}"
+    if key == "after":
+        return f"now {_roles(value)}"
+    if key in ("handle", "family"):
+        return f"{'token family' if key == 'family' else 'session'} {value}"
+    words = key.replace("_", " ")
+    shown = _roles(value) if isinstance(value, list | tuple) else value
+    return f"{words}: {shown}"
 
 
 def _page(name: str, total: int) -> tuple[int, int]:

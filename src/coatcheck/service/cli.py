@@ -131,10 +131,38 @@ def serve(
         click.echo(
             f"metrics: /metrics wants 'Authorization: Bearer <the token in {path}>'", err=True
         )
+    started = _start_message(host, port)
     if dev:
+        if os.environ.get("WERKZEUG_RUN_MAIN") != "true":  # once, not again in the reloader's child
+            click.echo(started)
         app.run(host=host, port=port, debug=True)
         return
-    _Gunicorn(functools.partial(_app, config), {"bind": f"{host}:{port}", "workers": workers}).run()
+    options = {"bind": f"{host}:{port}", "workers": workers, **_control_socket(app.instance_path)}
+    options["when_ready"] = lambda server: click.echo(started)
+    _Gunicorn(functools.partial(_app, config), options).run()
+
+
+def _start_message(host: str, port: int) -> str:
+    shown = f"[{host}]" if ":" in host else host
+    anywhere = " (every address of this machine)" if host in ("0.0.0.0", "::") else ""  # noqa: S104
+    return f"coatcheck is running on http://{shown}:{port}{anywhere} - press Ctrl+C to stop"
+
+
+#: The longest path a Unix socket may have (108 bytes on Linux, 104 on macOS).
+_UNIX_PATH_MAX = 100
+
+
+def _control_socket(instance: str) -> dict[str, Any]:
+    """Return gunicorn's control socket options: one socket per instance.
+
+    gunicorn's default path (``$XDG_RUNTIME_DIR/gunicorn.ctl``) is shared by
+    every server the user runs; the instance folder is not. Too long a path
+    for a Unix socket turns the socket off.
+    """
+    path = os.path.join(os.path.abspath(instance), "gunicorn.ctl")
+    if len(os.fsencode(path)) > _UNIX_PATH_MAX:
+        return {"control_socket_disable": True}
+    return {"control_socket": path}
 
 
 @main.group()
@@ -339,7 +367,8 @@ class _Gunicorn(_gunicorn_base()):  # type: ignore[misc]
 
     def load_config(self) -> None:
         for key, value in self.options.items():
-            self.cfg.set(key, value)
+            if key in self.cfg.settings:  # a setting this gunicorn has (the control socket: 25+)
+                self.cfg.set(key, value)
 
     def load(self) -> Flask:
         logging.basicConfig(

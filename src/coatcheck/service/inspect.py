@@ -54,7 +54,9 @@ _ROLES = {
     "remember": "Remember-me: a series and a token that start a new session after this one "
     "ends. Each use replaces the token; a copied cookie is detected.",
     "csrf": "The signed CSRF secret of a visitor who is not logged in (double-submit), "
-    "which lets login and register forms be protected without a session record.",
+    "which lets login and register forms be protected without a session record. Once "
+    "you log in it is no longer used: forms are checked against a secret kept in your "
+    "server session.",
 }
 
 

@@ -7,21 +7,39 @@ with a mistake in it is shown again with the error and a 4xx status.
 
 from __future__ import annotations
 
+import ipaddress
 import math
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
+from weakref import WeakSet
 
-from flask import Blueprint, Response, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Flask,
+    Response,
+    current_app,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask.typing import ResponseReturnValue
+from werkzeug.exceptions import default_exceptions
 from werkzeug.wrappers import Response as WerkzeugResponse
 
+from ..core import csrf
 from ..core.errors import (
+    CSRFError,
     InvalidCredentials,
     InvalidUsername,
     PasswordRejected,
     Throttled,
     UsernameTaken,
 )
+from ..core.logtext import escape_for_log
 from ..core.redirects import safe_next
 from ..ext import (
     CoatCheck,
@@ -38,6 +56,7 @@ from ..ext import (
     revoke_other_sessions,
     revoke_session,
 )
+from ..ext.errors import error_response, wants_json
 from ..users import InvalidEmail
 from .useragent import describe_user_agent
 
@@ -69,14 +88,14 @@ EVENT_LABELS = {
 
 
 @blueprint.app_template_filter("utc")
-def utc_filter(value: float | datetime | None) -> str:
-    """Return a time as ``2026-11-22 01:02 UTC`` (a Unix time or a datetime)."""
+def utc_filter(value: float | str | datetime | None) -> str:
+    """Return a time as ``2026-11-22 01:02 UTC`` (a Unix time, ISO 8601 text or a datetime)."""
     moment = _as_datetime(value)
     return moment.strftime("%Y-%m-%d %H:%M UTC") if moment is not None else "—"
 
 
 @blueprint.app_template_filter("isotime")
-def isotime_filter(value: float | datetime | None) -> str:
+def isotime_filter(value: float | str | datetime | None) -> str:
     """Return a time as ISO 8601 in UTC, for ``<time datetime=...>``."""
     moment = _as_datetime(value)
     return iso_time(moment.timestamp()) if moment is not None else ""
@@ -98,9 +117,21 @@ def event_label_filter(event: str) -> str:
     return label
 
 
-def _as_datetime(value: float | datetime | None) -> datetime | None:
-    if value is None:
+@blueprint.app_template_filter("stock_description")
+def stock_description_filter(status: int) -> str:
+    """Return Werkzeug's stock description of ``status``, which error pages replace."""
+    exception = default_exceptions.get(status)
+    return (exception.description or "") if exception is not None else ""
+
+
+def _as_datetime(value: float | str | datetime | None) -> datetime | None:
+    if value is None or value == "":
         return None
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            return None
     if isinstance(value, datetime):
         return value.astimezone(UTC) if value.tzinfo is not None else value.replace(tzinfo=UTC)
     return datetime.fromtimestamp(value, UTC)
@@ -109,6 +140,56 @@ def _as_datetime(value: float | datetime | None) -> datetime | None:
 @blueprint.context_processor
 def _password_rules() -> dict[str, object]:
     return {"min_password_length": MIN_PASSWORD_LENGTH}
+
+
+# -- plain HTTP on a host that is not this machine ------------------------------------
+
+_warned_plain_http: WeakSet[Flask] = WeakSet()
+
+
+def plain_http_drops_cookies() -> bool:
+    """Tell whether the browser will drop coatcheck's cookies on this request.
+
+    Secure cookies are refused over plain HTTP, except from loopback hosts
+    (``localhost``, ``127.0.0.1``, ``[::1]``): opened at a LAN address or a
+    development hostname, the service sets no cookie and every login fails.
+    """
+    if request.scheme != "http" or not CoatCheck.state().settings.cookie_secure:
+        return False
+    if request.headers.get("X-Forwarded-Proto", "").strip().lower() == "https":
+        return (
+            False  # HTTPS ends at a proxy: the browser is on HTTPS (ProxyFix is a separate matter)
+        )
+    return not _is_loopback(request.host)
+
+
+def _is_loopback(host: str) -> bool:
+    name = host[1 : host.find("]")] if host.startswith("[") else host.partition(":")[0]
+    name = name.lower().rstrip(".")
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+@blueprint.app_context_processor
+def _plain_http() -> dict[str, object]:
+    return {"plain_http": plain_http_drops_cookies()}
+
+
+@blueprint.before_app_request
+def _warn_plain_http() -> None:
+    app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
+    if app not in _warned_plain_http and plain_http_drops_cookies():
+        _warned_plain_http.add(app)
+        app.logger.warning(
+            "coatcheck: a browser opened the service over plain HTTP at %s; it drops the "
+            "Secure cookies there, so logins fail (no CSRF cookie). Serve it over HTTPS, or "
+            "set COATCHECK_COOKIE_SECURE=false on a LAN you trust.",
+            escape_for_log(request.host),
+        )
 
 
 # -- helpers --------------------------------------------------------------------
@@ -281,3 +362,113 @@ def account_password() -> ResponseReturnValue:
         return _form_error(template, exc.message, 400)
     flash("Password changed. Your other sessions were logged out.", "success")
     return _see_other("pages.account")
+
+
+# -- CSRF failures: an old form is shown again, not refused with an error page ---------
+
+#: What the service adds, for API clients, to the library's CSRF messages.
+API_CSRF_HINTS = {
+    csrf.REASON_NO_TOKEN: "GET /api/csrf gives one.",
+    csrf.REASON_BAD_TOKEN: "GET /api/csrf gives a fresh one.",
+    csrf.REASON_NO_SECRET: "GET /api/csrf gives one, with the cookie it is checked against.",
+}
+#: The failures a person causes with an old form (as opposed to another site's request).
+STALE_FORM_REASONS = frozenset({csrf.REASON_NO_TOKEN, csrf.REASON_BAD_TOKEN, csrf.REASON_NO_SECRET})
+STALE_FORM = "This form was open too long or in another tab; please try again."
+
+
+def csrf_failed(exc: CSRFError) -> ResponseReturnValue:
+    """Answer a request refused by the CSRF check (the service's handler of :class:`CSRFError`).
+
+    A page's form with an old or missing token is shown again with a fresh
+    token (403, nothing done); an API client is told where tokens come from.
+    """
+    current_app.logger.warning(
+        "CSRF check failed (%s) for %s %s",
+        exc.reason,
+        escape_for_log(request.method),
+        escape_for_log(request.path),
+    )
+    if not wants_json() and exc.reason in STALE_FORM_REASONS:
+        again = _FORMS_AGAIN.get(request.endpoint or "")
+        answer = again() if again is not None else None
+        if answer is not None:
+            return answer
+    message = csrf.MESSAGES.get(exc.reason, "CSRF check failed.")
+    hint = API_CSRF_HINTS.get(exc.reason) if wants_json() else None
+    return error_response(403, "csrf_failed", f"{message} {hint}" if hint else message)
+
+
+@blueprint.app_context_processor
+def _form_notice() -> dict[str, object]:
+    return {"form_notice": g.get("form_notice")}
+
+
+def _again(template: str, **context: object) -> Response:
+    g.form_notice = STALE_FORM
+    return Response(render_template(template, **context), status=403)
+
+
+def _view_again(view: Callable[[], ResponseReturnValue]) -> Response:
+    g.form_notice = STALE_FORM
+    response = current_app.make_response(view())
+    response.status_code = 403
+    return response
+
+
+def _login_again() -> ResponseReturnValue:
+    target = safe_next(request.form.get("next"), "")
+    if current_user.is_authenticated:  # logged in meanwhile, in another tab
+        flash(f"You are logged in as {current_user.username}.", "success")
+        return redirect(target or url_for("pages.account"), 303)
+    username = request.form.get("username", "").strip()
+    return _again("login.html", username=username, next=target)
+
+
+def _register_again() -> ResponseReturnValue:
+    if current_user.is_authenticated:
+        flash(f"You are logged in as {current_user.username}.", "success")
+        return _see_other("pages.account")
+    form = request.form
+    return _again(
+        "register.html", username=form.get("username", "").strip(), email=form.get("email", "")
+    )
+
+
+def _logout_again() -> ResponseReturnValue:
+    if not current_user.is_authenticated:  # logged out meanwhile, in another tab
+        return _see_other("pages.login", logged_out=1)
+    return _again("logout.html")
+
+
+def _password_again() -> ResponseReturnValue:
+    if not current_user.is_authenticated:
+        return _see_other("pages.login", next=url_for("pages.account_password"))
+    return _again("account_password.html")
+
+
+def _devices_again() -> ResponseReturnValue:
+    if not current_user.is_authenticated:
+        return _see_other("pages.login", next=url_for("pages.account_sessions"))
+    return _view_again(account_sessions)
+
+
+def _admin_again() -> ResponseReturnValue | None:
+    from . import admin
+
+    if not current_user.has_role(admin.ADMIN_ROLE):
+        return None  # the error page: only an admin may see the admin page
+    return _view_again(admin.index)
+
+
+_FORMS_AGAIN: dict[str, Callable[[], ResponseReturnValue | None]] = {
+    "pages.login": _login_again,
+    "pages.register": _register_again,
+    "pages.logout": _logout_again,
+    "pages.account_password": _password_again,
+    "pages.revoke_session": _devices_again,
+    "pages.revoke_others": _devices_again,
+    "admin.set_roles": _admin_again,
+    "admin.disable": _admin_again,
+    "admin.logout_everywhere": _admin_again,
+}
