@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..core.clock import Clock, system_clock
+from ..core.errors import ConfigurationError
 from ..core.logtext import escape_for_log
 from ..core.passwords import PasswordHasher
 from ..core.records import LifetimePolicy
@@ -29,6 +30,7 @@ from .accounts import Accounts
 from .client import NO_CLIENT, Client
 from .devices import Devices
 from .remember import RememberSeries
+from .secret import check_shared_signing_key
 from .sessions import Sessions
 from .stamps import Stamps
 from .throttle import LoginThrottle
@@ -178,9 +180,16 @@ def build_services(
             settings.database_url, clock=clock, pool_size=settings.database_pool_size
         )
 
+    opened = store or open_store(settings.store_url, clock=clock)
+    try:
+        check_shared_signing_key(settings.store_url, opened, clock, keys)
+    except ConfigurationError:
+        if store is None:
+            opened.close()
+        raise
     return Services(
         settings=settings,
-        store=store or open_store(settings.store_url, clock=clock),
+        store=opened,
         clock=clock,
         hasher=hasher or PasswordHasher(),
         throttle=LoginThrottle.from_settings(settings, clock=clock),
