@@ -26,6 +26,7 @@ from ..core.settings import Settings
 from ..core.signing import CookieSigner, signing_keys
 from ..core.tokens import TokenSigner, make_token_signer
 from ..stores.base import SessionStore, open_store
+from ..users import models as events
 from .accounts import Accounts
 from .client import NO_CLIENT, Client
 from .devices import Devices
@@ -40,6 +41,9 @@ if TYPE_CHECKING:
     from ..users import UserStore
 
 log = logging.getLogger("coatcheck.audit")
+
+#: Events an operator should see: logged at WARNING (a default Flask app shows them).
+ATTENTION_EVENTS = frozenset({events.REMEMBER_THEFT, events.TOKEN_REUSE, events.LOGIN_THROTTLED})
 
 #: Called with each security event: (event, fields) after it is recorded.
 Listener = Callable[[str, dict[str, Any]], None]
@@ -128,9 +132,17 @@ class Services:
         username: str | None = None,
         detail: dict[str, Any] | None = None,
     ) -> None:
-        """Record a security event in the audit log, the log and with every listener."""
+        """Record a security event in the audit log, the log and with every listener.
+
+        Given only ``user_id``, the username is looked up, so that every row
+        names its user. Events that want an operator's attention (theft,
+        reuse, throttling) are logged at WARNING, the rest at INFO.
+        """
         user_key = int(user_id) if user_id is not None and str(user_id).isdigit() else None
-        log.info(  # escaped: a typed username must not forge log lines
+        if username is None and user_id is not None:
+            username = getattr(self.load_user(str(user_id)), "username", None)
+        log.log(  # escaped: a typed username must not forge log lines
+            logging.WARNING if event in ATTENTION_EVENTS else logging.INFO,
             "security event %s user=%s username=%s ip=%s session=%s",
             event,
             user_key,
