@@ -89,3 +89,7 @@ class Forbidden(CoatcheckError):
 
 class TokenError(CoatcheckError):
     """A bearer or refresh token that is malformed, forged, expired or revoked."""
+
+
+class LastAdmin(CoatcheckError):
+    """A change that would leave no active user with the admin role (HTTP 409 ``last_admin``)."""
