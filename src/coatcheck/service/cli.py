@@ -19,10 +19,12 @@ from typing import Any, TypeVar
 import click
 from flask import Flask
 
+from ..auth.admins import ensure_an_admin_remains
 from ..auth.client import Client
 from ..auth.devices import iso_time
 from ..auth.services import Services
-from ..core.errors import CoatcheckError
+from ..core.errors import CoatcheckError, PasswordRejected
+from ..core.passwords import check_password_policy
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -151,18 +153,33 @@ def user() -> None:
 def user_create(
     config: dict[str, Any], name: str, admin: bool, email: str | None, password_stdin: bool
 ) -> None:
-    """Create a user (the password is prompted for twice)."""
-    if password_stdin:
-        password = sys.stdin.readline().rstrip("\r\n")
-    else:
-        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    """Create a user (the password is prompted for twice, again while the policy refuses it)."""
     with _services(config) as found:
+        if found.users.get_by_username(name) is not None:
+            raise click.ClickException(f"the username {name!r} is taken")
+        password = _stdin_password() if password_stdin else _prompt_password(name)
         created = found.accounts.create_user(
             name, password, email=email, roles=("admin",) if admin else (), client=CLI_CLIENT
         )
     click.echo(
         f"created user {created.username} (id {created.id}){' with role admin' if admin else ''}"
     )
+
+
+def _stdin_password() -> str:
+    return sys.stdin.readline().rstrip("\r\n")
+
+
+def _prompt_password(username: str) -> str:
+    """Ask for a password twice until the policy accepts it (an interactive terminal)."""
+    while True:
+        password: str = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+        try:
+            check_password_policy(password, username=username)
+        except PasswordRejected as exc:
+            click.echo(f"Error: {exc.message} Try another.", err=True)
+            continue
+        return password
 
 
 @user.command("list")
@@ -189,8 +206,37 @@ def user_list(config: dict[str, Any]) -> None:
 def user_disable(config: dict[str, Any], name: str) -> None:
     """Disable a user: no more logins, every session ends."""
     with _services(config) as found:
-        user = found.accounts.set_disabled(_user_id(found, name), True, client=CLI_CLIENT)
+        user_id = _user_id(found, name)
+        ensure_an_admin_remains(found, user_id, disable=True)
+        user = found.accounts.set_disabled(user_id, True, client=CLI_CLIENT)
     click.echo(f"disabled {user.username}; their sessions are revoked")
+
+
+@user.command("enable")
+@instance_options
+@click.argument("name")
+def user_enable(config: dict[str, Any], name: str) -> None:
+    """Let a disabled user log in again."""
+    with _services(config) as found:
+        user = found.accounts.set_disabled(_user_id(found, name), False, client=CLI_CLIENT)
+    click.echo(f"enabled {user.username}; they can log in again")
+
+
+@user.command("roles")
+@instance_options
+@click.argument("name")
+@click.argument("roles", nargs=-1)
+def user_roles(config: dict[str, Any], name: str, roles: tuple[str, ...]) -> None:
+    """Set a user's roles (none given: no roles); their live sessions follow at once."""
+    wanted = sorted({role.strip().lower() for role in roles if role.strip()})
+    with _services(config) as found:
+        user_id = _user_id(found, name)
+        ensure_an_admin_remains(found, user_id, roles=wanted)
+        try:
+            user, _ = found.accounts.set_roles(user_id, wanted, client=CLI_CLIENT)
+        except ValueError as exc:
+            raise click.ClickException(f"roles not changed: {exc}") from None
+    click.echo(f"roles of {user.username}: {', '.join(user.roles) or 'none'}")
 
 
 @main.group()
@@ -209,9 +255,11 @@ def sessions_list(config: dict[str, Any], username: str | None) -> None:
             if username is None
             else found.devices.of_user(_user_id(found, username))
         )
+        names = _usernames(found, {d.user_id for d in devices if d.user_id})
     rows = [
         (
             d.handle,
+            names.get(d.user_id or "", "-"),
             d.user_id or "-",
             d.kind,
             d.ip or "-",
@@ -220,7 +268,7 @@ def sessions_list(config: dict[str, Any], username: str | None) -> None:
         )
         for d in devices
     ]
-    _table(("HANDLE", "USER", "KIND", "ADDRESS", "LAST SEEN", "USER AGENT"), rows)
+    _table(("HANDLE", "USER", "ID", "KIND", "ADDRESS", "LAST SEEN", "USER AGENT"), rows)
 
 
 @sessions.command("revoke")
@@ -312,6 +360,15 @@ def _user_id(found: Services, username: str) -> int:
     if user is None:
         raise click.ClickException(f"no user named {username!r}")
     return user.id
+
+
+def _usernames(found: Services, user_ids: set[str]) -> dict[str, str]:
+    """Return the username of each user ID (one lookup per user, not per session)."""
+    names = {}
+    for user_id in user_ids:
+        user = found.users.get(int(user_id)) if user_id.isdigit() else None
+        names[user_id] = user.username if user is not None else "?"
+    return names
 
 
 def _table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> None:
