@@ -181,8 +181,13 @@ def build_services(
     hasher: PasswordHasher | None = None,
     clock: Clock = system_clock,
     user_loader: Callable[[str], Any] | None = None,
+    verify_key: bool = True,
 ) -> Services:
-    """Return the services the settings describe; check every key now."""
+    """Return the services the settings describe; check every key now.
+
+    ``verify_key=False`` skips comparing the key with a shared store's (see
+    :mod:`.secret`): for tools that only read, and sign nothing.
+    """
     keys = signing_keys(secret_key, fallbacks)
 
     def open_users() -> UserStore:
@@ -194,7 +199,8 @@ def build_services(
 
     opened = store or open_store(settings.store_url, clock=clock)
     try:
-        check_shared_signing_key(settings.store_url, opened, clock, keys)
+        if verify_key:
+            check_shared_signing_key(settings.store_url, opened, clock, keys)
     except ConfigurationError:
         if store is None:
             opened.close()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import secrets
 import shutil
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -22,9 +23,10 @@ from flask import Flask
 from ..auth.admins import ensure_an_admin_remains
 from ..auth.client import Client
 from ..auth.devices import iso_time
-from ..auth.services import Services
+from ..auth.services import Services, build_services
 from ..core.errors import CoatcheckError, PasswordRejected
 from ..core.passwords import check_password_policy
+from ..core.settings import Settings
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -186,7 +188,10 @@ def _prompt_password(username: str) -> str:
 @instance_options
 def user_list(config: dict[str, Any]) -> None:
     """List the users."""
-    with _services(config) as found:
+    with _reading(config, store=False) as found:
+        if found is None:
+            _table(("ID", "USERNAME", "ROLES", "STATE", "CREATED"), [])
+            return
         rows = [
             (
                 str(u.id),
@@ -249,7 +254,12 @@ def sessions() -> None:
 @click.option("--user", "username", default=None, help="Only this user's sessions.")
 def sessions_list(config: dict[str, Any], username: str | None) -> None:
     """List live sessions (handles, never IDs)."""
-    with _services(config) as found:
+    with _reading(config) as found:
+        if found is None:
+            if username is not None:
+                raise click.ClickException(f"no user named {username!r}")
+            _table(("HANDLE",), [])
+            return
         devices = (
             found.devices.everyone()
             if username is None
@@ -338,21 +348,64 @@ def db_revision(config: dict[str, Any]) -> None:
 @main.command()
 @instance_options
 def check(config: dict[str, Any]) -> None:
-    """Review the configuration and cookie settings; exit 1 on a problem."""
-    from ..ext import CoatCheck
+    """Review the configuration and cookie settings, reach every backend; exit 1 on a problem.
+
+    Writes nothing: no secret key is generated, no database file created.
+    """
     from .review import review
 
-    app = _app(config)
-    try:
-        findings = review(app)
-    finally:
-        CoatCheck.state(app).close()
+    merged, settings = _load(config)
     problems = 0
-    for level, message in findings:
+    for level, message in review(merged, settings):
         click.echo(f"{level.upper():8} {message}")
         problems += level == "problem"
     if problems:
         raise click.exceptions.Exit(1)
+
+
+def _load(config: dict[str, Any]) -> tuple[dict[str, Any], Settings]:
+    """Return the configuration and settings of the instance, creating nothing.
+
+    The secret key is the configured one or the instance's file, if either exists.
+    """
+    from .config import load_config
+    from .instance import existing_secret_key
+
+    try:
+        merged = load_config(config)
+        settings = Settings.from_config(merged, instance_path=merged["COATCHECK_INSTANCE"])
+    except CoatcheckError as exc:
+        raise click.ClickException(str(exc)) from None
+    if not merged.get("SECRET_KEY"):
+        merged["SECRET_KEY"] = existing_secret_key(merged["COATCHECK_INSTANCE"])
+    return merged, settings
+
+
+@contextmanager
+def _reading(config: dict[str, Any], *, store: bool = True) -> Iterator[Services | None]:
+    """Yield the services for a command that only reads, or ``None`` when there is nothing.
+
+    Unlike :func:`_services`, this creates nothing: no instance folder, no
+    secret key, no SQLite file. An instance whose SQLite files do not exist
+    yet holds nothing to read (``store=False``: only the user database matters).
+    """
+    merged, settings = _load(config)
+    for url in (settings.store_url,) * store + (settings.database_url,):
+        if url.startswith("sqlite:///") and not os.path.exists(url[len("sqlite:///") :]):
+            yield None
+            return
+    # A key only reads: nothing is signed, and a shared store's fingerprint is not touched.
+    key = merged.get("SECRET_KEY") or secrets.token_urlsafe(48)
+    try:
+        found = build_services(settings, secret_key=key, verify_key=False)
+    except CoatcheckError as exc:
+        raise click.ClickException(str(exc)) from None
+    try:
+        yield found
+    except CoatcheckError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        found.close()
 
 
 def _user_id(found: Services, username: str) -> int:
