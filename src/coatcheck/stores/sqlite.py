@@ -90,7 +90,8 @@ class SQLiteSessionStore(SessionStore):
             return conn
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         # Session records: for this user's eyes only (SQLite gives -wal and -shm the same mode).
-        os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
+        with contextlib.suppress(OSError):  # what cannot be created is SQLite's to report
+            os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
         conn = sqlite3.connect(self.path, timeout=10, isolation_level=None)
         conn.execute("PRAGMA busy_timeout = 10000")
         conn.execute("PRAGMA journal_mode = WAL")

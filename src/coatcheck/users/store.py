@@ -127,7 +127,9 @@ def _create_sqlite_engine(url: URL) -> Engine:
         if not url.query.get("uri"):
             Path(database).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             # Password hashes and the audit log: for this user's eyes only.
-            os.close(os.open(database, os.O_CREAT | os.O_WRONLY, 0o600))
+            # (What cannot be created is SQLite's to report, at first use.)
+            with contextlib.suppress(OSError):
+                os.close(os.open(database, os.O_CREAT | os.O_WRONLY, 0o600))
         engine = create_engine(url, connect_args=connect_args)
     event.listen(engine, "connect", _configure_sqlite)
     return engine
