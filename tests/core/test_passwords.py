@@ -62,8 +62,9 @@ def test_length_counts_code_points_not_bytes() -> None:
 
 
 def test_too_long_is_refused_and_the_maximum_is_accepted() -> None:
-    check_password_policy("x7" * 128)  # 256
-    assert reason_for("x7" * 128 + "q") == "too_long"
+    longest = "".join(chr(0x4E00 + i) for i in range(256))  # 256 distinct characters
+    check_password_policy(longest)
+    assert reason_for(longest + "q") == "too_long"
 
 
 def test_length_limits_are_configurable() -> None:
@@ -312,3 +313,24 @@ def test_the_bcrypt_verifier_takes_bytes_too() -> None:
     assert _TruncatingBcryptHasher().verify(b"x" * 80, stored) is True
     assert _TruncatingBcryptHasher().verify("x" * 80, stored) is True
     assert _TruncatingBcryptHasher().verify(b"y" * 80, stored) is False
+
+
+@pytest.mark.parametrize(
+    "password", ["admin admin admin", "ADMIN-admin-Admin", "admin2024admin", "  Admin 12345678"]
+)
+def test_passwords_built_from_the_username_are_refused(password: str) -> None:
+    assert reason_for(password, username="admin") == "same_as_username"
+
+
+@pytest.mark.parametrize(
+    "password", ["a" * 16, "abcabcabcabc", "ab ab ab ab ab ab", "1212121212121212", "aaaabbbbcccc"]
+)
+def test_repetitive_passwords_are_refused_as_such(password: str) -> None:
+    assert reason_for(password) == "repetitive"
+    with pytest.raises(PasswordRejected, match="too repetitive"):
+        check_password_policy(password)
+
+
+@pytest.mark.parametrize("password", ["correct horse battery", "abcd abcd xyz!", GOOD])
+def test_varied_passwords_are_not_repetitive(password: str) -> None:
+    check_password_policy(password)

@@ -40,7 +40,7 @@ def test_text_values_from_the_environment(tmp_path: Any) -> None:
 @pytest.mark.parametrize(
     ("config", "message"),
     [
-        ({"COATCHECK_COOKIE_SAMESITE": "lax"}, "must be one of"),
+        ({"COATCHECK_COOKIE_SAMESITE": "laxx"}, "must be one of"),
         ({"COATCHECK_COOKIE_SAMESITE": "None", "COATCHECK_COOKIE_SECURE": False}, "SameSite=None"),
         ({"COATCHECK_COOKIE_SECURE": "maybe"}, "true or false"),
         ({"COATCHECK_COOKIE_SECURE": False, "COATCHECK_COOKIE_NAME": "__Host-x"}, "__Host-"),

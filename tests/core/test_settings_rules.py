@@ -107,7 +107,10 @@ def test_samesite_none_with_a_secure_cookie(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("config", "message"),
     [
-        ({"COATCHECK_COOKIE_SAMESITE": "none"}, "must be one of Lax, Strict, None, not 'none'"),
+        (
+            {"COATCHECK_COOKIE_SAMESITE": "nope"},
+            r"must be one of Lax, Strict, None \(in any case\), not 'nope'",
+        ),
         ({"COATCHECK_DATABASE_POOL_SIZE": 0}, "COATCHECK_DATABASE_POOL_SIZE must be at least 1"),
         ({"COATCHECK_DATABASE_POOL_SIZE": "2.5"}, "must be a whole number, not '2.5'"),
         ({"COATCHECK_DATABASE_POOL_SIZE": None, "COATCHECK_TRUSTED_PROXIES": -1}, "0 or more"),

@@ -118,6 +118,8 @@ class CountingStore(SessionStore):
 
 def count_records(store: SessionStore) -> int:
     """Return how many session records ``store`` holds, asking its backend directly."""
+    from coatcheck.auth.secret import RECORD_NAME
+    from coatcheck.core.records import RecordKind
     from coatcheck.stores.memory import MemorySessionStore
     from coatcheck.stores.redis import RedisSessionStore
     from coatcheck.stores.sqlite import SQLiteSessionStore
@@ -131,5 +133,9 @@ def count_records(store: SessionStore) -> int:
             count: int = conn.execute("SELECT count(*) FROM coatcheck_sessions").fetchone()[0]
             return count
     if isinstance(store, RedisSessionStore):
-        return sum(1 for _ in store.client.scan_iter(match=f"{store.prefix}s:*"))
+        # Not the signing key's fingerprint, which a shared store holds from the start.
+        fingerprint = f"{store.prefix}s:{RecordKind.STAMP.key(RECORD_NAME)}"
+        return sum(
+            1 for k in store.client.scan_iter(match=f"{store.prefix}s:*") if k != fingerprint
+        )
     raise TypeError(store)

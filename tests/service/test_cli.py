@@ -143,7 +143,10 @@ def test_the_cli_creates_no_request_context(
     run("sessions", "list")
     run("sessions", "revoke", "--user", "alice")
     run("sessions", "purge")
-    run("user", "disable", "alice")
+    run("user", "create", "bob", "--password-stdin", input=PASSWORD + "\n")
+    run("user", "roles", "bob", "staff")
+    run("user", "disable", "bob")
+    run("user", "enable", "bob")
     run("check")
 
 

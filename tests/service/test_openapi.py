@@ -224,6 +224,12 @@ def test_successful_answers_conform(make_service: Callable[..., Flask]) -> None:
     check("GET", "/api/admin/audit", audit, 200)
     ended = root.client.delete("/api/admin/users/2/sessions", headers=root.headers())
     check("DELETE", "/api/admin/users/{user_id}/sessions", ended, 204, user_id=2)
+    disabled = root.post("/api/admin/users/2/disable")
+    check("POST", "/api/admin/users/{user_id}/disable", disabled, 200, user_id=2)
+    enabled = root.post("/api/admin/users/2/enable")
+    check("POST", "/api/admin/users/{user_id}/enable", enabled, 200, user_id=2)
+    last = root.post(f"/api/admin/users/{root_id}/disable")
+    check("POST", "/api/admin/users/{user_id}/disable", last, 409, user_id=root_id)
 
     check("GET", "/auth/verify", root.get("/auth/verify"), 200)
     page = http.get("/auth/verify", headers={"Accept": "text/html"})

@@ -411,8 +411,10 @@ def test_admin_roles_refusals(app: Flask) -> None:
     admin = logged_in(app, "root")
     submit(admin, "/admin", f"/admin/users/{bob}/roles", {"roles": "no such role!"})
     assert "Roles not changed" in text(get(admin, "/admin"))
-    submit(admin, "/admin", f"/admin/users/{root}/roles", {"roles": "staff"})
-    assert "cannot take the admin role from yourself" in text(get(admin, "/admin"))
+    submit(admin, "/admin", f"/admin/users/{root}/roles", {"roles": "staff", "confirmed": "yes"})
+    assert "root is the last active admin and cannot lose the admin role" in text(
+        get(admin, "/admin")
+    )
     submit(admin, "/admin", "/admin/users/999/roles", {"roles": "staff"})
     assert "There is no user with ID 999." in text(get(admin, "/admin"))
     users = CoatCheck.state(app).users
@@ -425,14 +427,21 @@ def test_admin_disables_a_user_and_their_session_dies(app: Flask) -> None:
     bob = add_user(app, "bob")
     bobs = logged_in(app, "bob")
     admin = logged_in(app, "root")
-    response = submit(admin, "/admin", f"/admin/users/{bob}/disable", {})
+    asked = submit(admin, "/admin", f"/admin/users/{bob}/disable", {})
+    assert asked.status_code == 200 and "Disable bob?" in text(asked)
+    assert not is_sent_to_login(get(bobs, "/account"))  # nothing happened yet
+    response = submit(admin, "/admin", f"/admin/users/{bob}/disable", {"confirmed": "yes"})
     assert response.status_code == 303
     page = text(get(admin, "/admin"))
     assert "bob is disabled and logged out everywhere." in page
     assert is_sent_to_login(get(bobs, "/account"))
     assert login(browser(app), "bob").status_code == 401
-    submit(admin, "/admin", f"/admin/users/{root}/disable", {})
-    assert "cannot disable your own account" in text(get(admin, "/admin"))
+    submit(admin, "/admin", f"/admin/users/{root}/disable", {"confirmed": "yes"})
+    assert "root is the last active admin and cannot be disabled" in text(get(admin, "/admin"))
+    # Enabled again (no confirmation needed to give back): bob logs in.
+    assert submit(admin, "/admin", f"/admin/users/{bob}/enable", {}).status_code == 303
+    assert "bob is enabled again and can log in." in text(get(admin, "/admin"))
+    assert login(browser(app), "bob").status_code == 303
 
 
 def test_admin_logs_a_user_out_everywhere(app: Flask) -> None:
@@ -440,10 +449,31 @@ def test_admin_logs_a_user_out_everywhere(app: Flask) -> None:
     bob = add_user(app, "bob")
     clients = [logged_in(app, "bob") for _ in range(2)]
     admin = logged_in(app, "root")
-    submit(admin, "/admin", f"/admin/users/{bob}/logout-everywhere", {})
+    asked = submit(admin, "/admin", f"/admin/users/{bob}/logout-everywhere", {})
+    assert "Log bob out everywhere?" in text(asked)
+    assert not any(is_sent_to_login(get(c, "/account")) for c in clients)
+    submit(admin, "/admin", f"/admin/users/{bob}/logout-everywhere", {"confirmed": "yes"})
     assert "bob is logged out everywhere (2 sessions ended)." in text(get(admin, "/admin"))
     assert all(is_sent_to_login(get(c, "/account")) for c in clients)
     assert login(browser(app), "bob").status_code == 303  # not disabled
+
+
+def test_removing_a_role_asks_first_and_adding_one_does_not(app: Flask) -> None:
+    add_user(app, "root", "admin")
+    bob = add_user(app, "bob", "editor", "staff")
+    admin = logged_in(app, "root")
+    users = CoatCheck.state(app).users
+    asked = submit(admin, "/admin", f"/admin/users/{bob}/roles", {"roles": "staff"})
+    page = text(asked)
+    assert asked.status_code == 200 and "Take the role editor from bob?" in page
+    assert 'name="confirmed" value="yes"' in page and 'name="roles" value="staff"' in page
+    assert "<script" not in page
+    assert users.get(bob).roles == ("editor", "staff")  # type: ignore[union-attr]
+    submit(admin, "/admin", f"/admin/users/{bob}/roles", {"roles": "staff", "confirmed": "yes"})
+    assert users.get(bob).roles == ("staff",)  # type: ignore[union-attr]
+    added = submit(admin, "/admin", f"/admin/users/{bob}/roles", {"roles": "staff, ops"})
+    assert added.status_code == 303
+    assert users.get(bob).roles == ("ops", "staff")  # type: ignore[union-attr]
 
 
 def test_admin_audit_log_pages(app: Flask) -> None:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..core.clock import Clock, system_clock
+from ..core.errors import ConfigurationError
 from ..core.logtext import escape_for_log
 from ..core.passwords import PasswordHasher
 from ..core.records import LifetimePolicy
@@ -25,10 +26,12 @@ from ..core.settings import Settings
 from ..core.signing import CookieSigner, signing_keys
 from ..core.tokens import TokenSigner, make_token_signer
 from ..stores.base import SessionStore, open_store
+from ..users import models as events
 from .accounts import Accounts
 from .client import NO_CLIENT, Client
 from .devices import Devices
 from .remember import RememberSeries
+from .secret import check_shared_signing_key
 from .sessions import Sessions
 from .stamps import Stamps
 from .throttle import LoginThrottle
@@ -38,6 +41,9 @@ if TYPE_CHECKING:
     from ..users import UserStore
 
 log = logging.getLogger("coatcheck.audit")
+
+#: Events an operator should see: logged at WARNING (a default Flask app shows them).
+ATTENTION_EVENTS = frozenset({events.REMEMBER_THEFT, events.TOKEN_REUSE, events.LOGIN_THROTTLED})
 
 #: Called with each security event: (event, fields) after it is recorded.
 Listener = Callable[[str, dict[str, Any]], None]
@@ -138,9 +144,17 @@ class Services:
         username: str | None = None,
         detail: dict[str, Any] | None = None,
     ) -> None:
-        """Record a security event in the audit log, the log and with every listener."""
+        """Record a security event in the audit log, the log and with every listener.
+
+        Given only ``user_id``, the username is looked up, so that every row
+        names its user. Events that want an operator's attention (theft,
+        reuse, throttling) are logged at WARNING, the rest at INFO.
+        """
         user_key = int(user_id) if user_id is not None and str(user_id).isdigit() else None
-        log.info(  # escaped: a typed username must not forge log lines
+        if username is None and user_id is not None:
+            username = getattr(self.load_user(str(user_id)), "username", None)
+        log.log(  # escaped: a typed username must not forge log lines
+            logging.WARNING if event in ATTENTION_EVENTS else logging.INFO,
             "security event %s user=%s username=%s ip=%s session=%s",
             event,
             user_key,
@@ -180,8 +194,13 @@ def build_services(
     hasher: PasswordHasher | None = None,
     clock: Clock = system_clock,
     user_loader: Callable[[str], Any] | None = None,
+    verify_key: bool = True,
 ) -> Services:
-    """Return the services the settings describe; check every key now."""
+    """Return the services the settings describe; check every key now.
+
+    ``verify_key=False`` skips comparing the key with a shared store's (see
+    :mod:`.secret`): for tools that only read, and sign nothing.
+    """
     keys = signing_keys(secret_key, fallbacks)
 
     def open_users() -> UserStore:
@@ -191,9 +210,17 @@ def build_services(
             settings.database_url, clock=clock, pool_size=settings.database_pool_size
         )
 
+    opened = store or open_store(settings.store_url, clock=clock)
+    try:
+        if verify_key:
+            check_shared_signing_key(settings.store_url, opened, clock, keys)
+    except ConfigurationError:
+        if store is None:
+            opened.close()
+        raise
     return Services(
         settings=settings,
-        store=store or open_store(settings.store_url, clock=clock),
+        store=opened,
         clock=clock,
         hasher=hasher or PasswordHasher(),
         throttle=LoginThrottle.from_settings(settings, clock=clock),

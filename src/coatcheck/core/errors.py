@@ -38,8 +38,8 @@ class InvalidUsername(CoatcheckError):
 class PasswordRejected(CoatcheckError):
     """A new password that the password policy refuses.
 
-    :param reason: a short stable code: ``too_short``, ``too_long``, ``common``
-        or ``same_as_username``.
+    :param reason: a short stable code: ``too_short``, ``too_long``, ``common``,
+        ``repetitive``, ``same_as_username`` or ``not_text``.
     """
 
     def __init__(self, reason: str, message: str) -> None:
@@ -89,3 +89,7 @@ class Forbidden(CoatcheckError):
 
 class TokenError(CoatcheckError):
     """A bearer or refresh token that is malformed, forged, expired or revoked."""
+
+
+class LastAdmin(CoatcheckError):
+    """A change that would leave no active user with the admin role (HTTP 409 ``last_admin``)."""

@@ -29,6 +29,7 @@ __all__ = [
     "PasswordHasher",
     "check_password_policy",
     "is_common_password",
+    "is_repetitive",
 ]
 
 #: bcrypt only ever reads this many bytes of a password.
@@ -53,12 +54,13 @@ def check_password_policy(
     (NIST SP 800-63B): a long passphrase of lowercase words is fine.
 
     :param password: the proposed password.
-    :param username: the account's username; the password may not equal it,
-        compared case-insensitively and without surrounding whitespace.
+    :param username: the account's username; the password may not be built
+        from it alone (``admin admin 2024`` for ``admin``), compared
+        case-insensitively; a password that merely contains it is fine.
     :param min_length: the least number of characters.
     :param max_length: the most number of characters.
     :raise PasswordRejected: with ``reason`` ``too_short``, ``too_long``,
-        ``same_as_username``, ``common`` or ``not_text`` (lone surrogates,
+        ``same_as_username``, ``repetitive``, ``common`` or ``not_text`` (lone surrogates,
         which cannot be encoded). The message never repeats the password.
     """
     try:
@@ -74,6 +76,12 @@ def check_password_policy(
         raise PasswordRejected("too_long", f"Use a password of at most {max_length} characters.")
     if username is not None and _is_same_as_username(password, username):
         raise PasswordRejected("same_as_username", "Do not use your username as your password.")
+    if is_repetitive(password):
+        raise PasswordRejected(
+            "repetitive",
+            "This password is too repetitive (a few characters or one short part repeated). "
+            "Choose another; a few unrelated words make a good one.",
+        )
     if is_common_password(password):
         raise PasswordRejected(
             "common",
@@ -111,10 +119,42 @@ def _fold(text: str) -> str:
     return unicodedata.normalize("NFKC", text).casefold()
 
 
+#: A password of at most this many distinct characters is repetitive.
+_FEWEST_DISTINCT = 3
+#: A part repeated this often, making up the whole password, is repetitive.
+_MOST_REPEATS = 3
+
+
+def is_repetitive(password: str) -> bool:
+    """Return whether ``password`` is one short part repeated, or very few characters.
+
+    ``aaaaaaaaaaaaaaaa``, ``abcabcabcabc`` and ``ab ab ab ab ab ab`` are;
+    whitespace does not count, and a password of nothing but whitespace is
+    left to :func:`is_common_password`.
+    """
+    folded = "".join(_fold(password).split())
+    if not folded:
+        return False
+    if len(set(folded)) <= _FEWEST_DISTINCT:
+        return True
+    length = len(folded)
+    return any(
+        length % size == 0 and folded == folded[:size] * (length // size)
+        for size in range(1, length // _MOST_REPEATS + 1)
+    )
+
+
 def _is_same_as_username(password: str, username: str) -> bool:
+    """Tell whether ``password`` is the username, repeated or with only digits and marks around."""
     name = _fold(username.strip())
     # An empty username would otherwise "equal" a password of spaces.
-    return bool(name) and _fold(password.strip()) == name
+    if not name:
+        return False
+    folded = _fold(password.strip())
+    if name not in folded:
+        return False
+    rest = folded.replace(name, "")
+    return not any(char.isalpha() for char in rest)
 
 
 class _TruncatingBcryptHasher(BcryptHasher):

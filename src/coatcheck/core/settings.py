@@ -8,9 +8,11 @@ during a request. Values may be typed (Python config) or text (environment).
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import functools
+import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -18,7 +20,24 @@ from typing import Any
 from .errors import ConfigurationError
 from .records import LifetimePolicy
 
+log = logging.getLogger("coatcheck")
+
 _SAMESITE = ("Lax", "Strict", "None")
+#: Flask's default PERMANENT_SESSION_LIFETIME: any other value is the application's choice
+#: and becomes the absolute timeout unless COATCHECK_ABSOLUTE_TIMEOUT is set.
+_FLASK_PERMANENT_SESSION_LIFETIME = timedelta(days=31)
+#: Keys the service reads besides the settings (core cannot import the service), and
+#: COATCHECK_REFRESH_GRACE, the old name of COATCHECK_ROTATION_GRACE.
+SERVICE_KEYS = frozenset(
+    {
+        "COATCHECK_INSTANCE",
+        "COATCHECK_CONFIG",
+        "COATCHECK_LESSONS",
+        "COATCHECK_METRICS",
+        "COATCHECK_METRICS_TOKEN",
+        "COATCHECK_REFRESH_GRACE",
+    }
+)
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
 
@@ -49,14 +68,17 @@ class Settings:
         "",
     )
     cookie_samesite: str = _key(
-        "COATCHECK_COOKIE_SAMESITE", "SameSite of coatcheck's cookies: Lax, Strict or None.", "Lax"
+        "COATCHECK_COOKIE_SAMESITE",
+        "SameSite of coatcheck's cookies: Lax, Strict or None (in any case).",
+        "Lax",
     )
     idle_timeout: float = _key(
         "COATCHECK_IDLE_TIMEOUT", "Seconds without a request after which a session ends.", 1800.0
     )
     absolute_timeout: float = _key(
         "COATCHECK_ABSOLUTE_TIMEOUT",
-        "Seconds after login (or an anonymous session's start) after which a session ends.",
+        "Seconds after login (or an anonymous session's start) after which a session ends. "
+        "Unset, Flask's PERMANENT_SESSION_LIFETIME is used when the application set it.",
         43200.0,
     )
     touch_interval: float = _key(
@@ -167,11 +189,13 @@ class Settings:
     )
 
     def __post_init__(self) -> None:
-        if self.cookie_samesite not in _SAMESITE:
+        samesite = {v.lower(): v for v in _SAMESITE}.get(str(self.cookie_samesite).lower())
+        if samesite is None:
             raise ConfigurationError(
-                f"COATCHECK_COOKIE_SAMESITE must be one of {', '.join(_SAMESITE)}, "
-                f"not {self.cookie_samesite!r}"
+                f"COATCHECK_COOKIE_SAMESITE must be one of {', '.join(_SAMESITE)} "
+                f"(in any case), not {self.cookie_samesite!r}"
             )
+        object.__setattr__(self, "cookie_samesite", samesite)  # frozen: set once, here
         if self.cookie_samesite == "None" and not self.cookie_secure:
             raise ConfigurationError("SameSite=None needs a secure cookie (browsers refuse it)")
         if self.session_cookie_name.startswith("__Host-") and not self.cookie_secure:
@@ -218,9 +242,18 @@ class Settings:
 
         Raise :class:`ConfigurationError` for any invalid value.
         """
+        for message in unknown_key_messages(config):
+            log.warning("coatcheck: %s", message)
         values: dict[str, Any] = {}
         if "COATCHECK_ROTATION_GRACE" not in config and "COATCHECK_REFRESH_GRACE" in config:
             config = {**config, "COATCHECK_ROTATION_GRACE": config["COATCHECK_REFRESH_GRACE"]}
+        lifetime = config.get("PERMANENT_SESSION_LIFETIME")
+        if (
+            config.get("COATCHECK_ABSOLUTE_TIMEOUT") is None
+            and lifetime is not None
+            and lifetime != _FLASK_PERMANENT_SESSION_LIFETIME
+        ):
+            config = {**config, "COATCHECK_ABSOLUTE_TIMEOUT": lifetime}
         for f in dataclasses.fields(cls):
             key = f.metadata["key"]
             if key in config and config[key] is not None:
@@ -256,6 +289,26 @@ class Settings:
     def lifetimes(self) -> LifetimePolicy:
         """Return the lifetime policy these settings describe."""
         return LifetimePolicy(self.idle_timeout, self.absolute_timeout, self.touch_interval)
+
+
+def known_keys() -> frozenset[str]:
+    """Return every ``COATCHECK_*`` key coatcheck reads: the settings' and the service's."""
+    return frozenset(f.metadata["key"] for f in dataclasses.fields(Settings)) | SERVICE_KEYS
+
+
+def unknown_key_messages(keys: Iterable[str]) -> list[str]:
+    """Return a message for each ``COATCHECK_*`` key that is not a setting, with the nearest one.
+
+    A mistyped key would otherwise be ignored in silence, its default used.
+    """
+    known = known_keys()
+    messages = []
+    for key in sorted(k for k in keys if k.startswith("COATCHECK_") and k not in known):
+        # Compared without the prefix, which every key shares.
+        nearest = difflib.get_close_matches(key[10:], [k[10:] for k in known], n=1, cutoff=0.6)
+        hint = f"; did you mean COATCHECK_{nearest[0]}?" if nearest else " (it is ignored)"
+        messages.append(f"{key} is not a setting{hint}")
+    return messages
 
 
 def _config_key(name: str) -> str:

@@ -1,7 +1,10 @@
 """The admin area: users and their roles, live sessions, the audit log.
 
 Every route needs the ``admin`` role. Actions are POSTed forms (CSRF-checked)
-that flash their outcome and redirect back to the page.
+that flash their outcome and redirect back to the page. The ones that take
+something away (disable, log out everywhere, remove a role) first answer
+with a confirmation page whose form POSTs the same action again with
+``confirmed=yes``: no script needed. No change may leave no active admin.
 """
 
 from __future__ import annotations
@@ -14,11 +17,14 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from werkzeug.wrappers import Response as WerkzeugResponse
 
+from ..auth.admins import ensure_an_admin_remains
+from ..core.errors import LastAdmin
 from ..ext import (
     CoatCheck,
     all_sessions,
     current_user,
     disable_user,
+    enable_user,
     logout_user,
     revoke_all_sessions,
     roles_required,
@@ -111,6 +117,31 @@ def _is_me(user_id: int) -> bool:
     return str(current_user.id) == str(user_id)
 
 
+def _confirmed() -> bool:
+    return request.form.get("confirmed") == "yes"
+
+
+def _confirm(user: User, action: str, question: str, button: str, **fields: str) -> str:
+    """Return the page asking to confirm ``action`` (POSTed again with ``confirmed=yes``)."""
+    return render_template(
+        "admin_confirm.html",
+        user=user,
+        action=url_for(action, user_id=user.id),
+        question=question,
+        button=button,
+        fields=fields,
+    )
+
+
+def _keeps_an_admin(user_id: int, **change: object) -> bool:
+    try:
+        ensure_an_admin_remains(CoatCheck.state(), user_id, **change)  # type: ignore[arg-type]
+    except LastAdmin as exc:
+        flash(str(exc), "error")
+        return False
+    return True
+
+
 def _target(user_id: int) -> User | None:
     user = CoatCheck.state().users.get(user_id)
     if user is None:
@@ -154,9 +185,18 @@ def set_roles(user_id: int) -> ResponseReturnValue:
         return _back()
     text = request.form.get("roles", "")
     roles = sorted({role.strip().lower() for role in text.split(",") if role.strip()})
-    if _is_me(user_id) and ADMIN_ROLE not in roles:
-        flash("You cannot take the admin role from yourself; ask another admin.", "error")
+    if not _keeps_an_admin(user_id, roles=roles):
         return _back()
+    removed = sorted(set(user.roles) - set(roles))
+    if removed and not _confirmed():
+        return _confirm(
+            user,
+            "admin.set_roles",
+            f"Take the role{'s' if len(removed) > 1 else ''} {', '.join(removed)} from "
+            f"{user.username}? Their live sessions lose it at once.",
+            "Remove the role" + ("s" if len(removed) > 1 else ""),
+            roles=", ".join(roles),
+        )
     try:
         updated = set_user_roles(user_id, roles)
     except ValueError as exc:
@@ -164,6 +204,8 @@ def set_roles(user_id: int) -> ResponseReturnValue:
         return _back()
     shown = ", ".join(updated.roles) or "none"
     flash(f"Roles of {updated.username} are now: {shown}.", "success")
+    if _is_me(user_id) and ADMIN_ROLE not in updated.roles:
+        return redirect(url_for("pages.account"), 303)
     return _back()
 
 
@@ -173,12 +215,22 @@ def disable(user_id: int) -> ResponseReturnValue:
     user = _target(user_id)
     if user is None:
         return _back()
+    if not _keeps_an_admin(user_id, disable=True):
+        return _back()
     if _is_me(user_id):
         flash("You cannot disable your own account.", "error")
         return _back()
     if user.disabled:
         flash(f"{user.username} is already disabled.", "warning")
         return _back()
+    if not _confirmed():
+        return _confirm(
+            user,
+            "admin.disable",
+            f"Disable {user.username}? Every session of theirs ends and they cannot log in "
+            "until an admin enables them again.",
+            f"Disable {user.username}",
+        )
     disable_user(user_id)
     flash(f"{user.username} is disabled and logged out everywhere.", "success")
     return _back()
@@ -190,10 +242,32 @@ def logout_everywhere(user_id: int) -> ResponseReturnValue:
     user = _target(user_id)
     if user is None:
         return _back()
+    if not _confirmed():
+        return _confirm(
+            user,
+            "admin.logout_everywhere",
+            f"Log {user.username} out everywhere? Every session, remember-me cookie and "
+            "token of theirs ends; they can log in again.",
+            "Log out everywhere",
+        )
     count = revoke_all_sessions(user_id)
     if _is_me(user_id):
         logout_user()
         return redirect(url_for("pages.login", logged_out=1), 303)
     noun = "session" if count == 1 else "sessions"
     flash(f"{user.username} is logged out everywhere ({count} {noun} ended).", "success")
+    return _back()
+
+
+@blueprint.post("/users/<int:user_id>/enable")
+@roles_required(ADMIN_ROLE)
+def enable(user_id: int) -> ResponseReturnValue:
+    user = _target(user_id)
+    if user is None:
+        return _back()
+    if not user.disabled:
+        flash(f"{user.username} is not disabled.", "warning")
+        return _back()
+    enable_user(user_id)
+    flash(f"{user.username} is enabled again and can log in.", "success")
     return _back()

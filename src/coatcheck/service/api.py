@@ -6,7 +6,8 @@ from typing import Any
 
 from flask import Blueprint, Response, abort, jsonify, request
 
-from ..core.errors import CoatcheckError
+from ..auth.admins import ensure_an_admin_remains
+from ..core.errors import CoatcheckError, LastAdmin
 from ..ext import (
     CoatCheck,
     all_sessions,
@@ -16,6 +17,8 @@ from ..ext import (
     csrf_exempt_without_cookies,
     csrf_token,
     current_session,
+    disable_user,
+    enable_user,
     get_current_user,
     iso_time,
     issue_tokens,
@@ -242,6 +245,7 @@ def admin_roles(user_id: int) -> Response:
         raise InvalidRequest("roles must be a list of strings.")
     if CoatCheck.state().users.get(user_id) is None:
         abort(404)
+    ensure_an_admin_remains(CoatCheck.state(), user_id, roles=roles)
     try:
         user = set_user_roles(user_id, roles)
     except ValueError as exc:
@@ -256,6 +260,32 @@ def admin_revoke(user_id: int) -> tuple[str, int]:
         abort(404)
     revoke_all_sessions(user_id)
     return "", 204
+
+
+@blueprint.post("/admin/users/<int:user_id>/disable")
+@roles_required("admin")
+def admin_disable(user_id: int) -> Response:
+    found = CoatCheck.state()
+    if found.users.get(user_id) is None:
+        abort(404)
+    ensure_an_admin_remains(found, user_id, disable=True)
+    disable_user(user_id)
+    return jsonify(user=user_json(found.users.get(user_id), full=True))
+
+
+@blueprint.post("/admin/users/<int:user_id>/enable")
+@roles_required("admin")
+def admin_enable(user_id: int) -> Response:
+    found = CoatCheck.state()
+    if found.users.get(user_id) is None:
+        abort(404)
+    enable_user(user_id)
+    return jsonify(user=user_json(found.users.get(user_id), full=True))
+
+
+@blueprint.errorhandler(LastAdmin)
+def _last_admin(exc: LastAdmin) -> Response:
+    return error_response(409, "last_admin", str(exc))
 
 
 @blueprint.get("/admin/sessions")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import secrets
 import shutil
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -19,10 +20,13 @@ from typing import Any, TypeVar
 import click
 from flask import Flask
 
+from ..auth.admins import ensure_an_admin_remains
 from ..auth.client import Client
 from ..auth.devices import iso_time
-from ..auth.services import Services
-from ..core.errors import CoatcheckError
+from ..auth.services import Services, build_services
+from ..core.errors import CoatcheckError, PasswordRejected
+from ..core.passwords import check_password_policy
+from ..core.settings import Settings
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -179,12 +183,11 @@ def user() -> None:
 def user_create(
     config: dict[str, Any], name: str, admin: bool, email: str | None, password_stdin: bool
 ) -> None:
-    """Create a user (the password is prompted for twice)."""
-    if password_stdin:
-        password = sys.stdin.readline().rstrip("\r\n")
-    else:
-        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    """Create a user (the password is prompted for twice, again while the policy refuses it)."""
     with _services(config) as found:
+        if found.users.get_by_username(name) is not None:
+            raise click.ClickException(f"the username {name!r} is taken")
+        password = _stdin_password() if password_stdin else _prompt_password(name)
         created = found.accounts.create_user(
             name, password, email=email, roles=("admin",) if admin else (), client=CLI_CLIENT
         )
@@ -193,11 +196,30 @@ def user_create(
     )
 
 
+def _stdin_password() -> str:
+    return sys.stdin.readline().rstrip("\r\n")
+
+
+def _prompt_password(username: str) -> str:
+    """Ask for a password twice until the policy accepts it (an interactive terminal)."""
+    while True:
+        password: str = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+        try:
+            check_password_policy(password, username=username)
+        except PasswordRejected as exc:
+            click.echo(f"Error: {exc.message} Try another.", err=True)
+            continue
+        return password
+
+
 @user.command("list")
 @instance_options
 def user_list(config: dict[str, Any]) -> None:
     """List the users."""
-    with _services(config) as found:
+    with _reading(config, store=False) as found:
+        if found is None:
+            _table(("ID", "USERNAME", "ROLES", "STATE", "CREATED"), [])
+            return
         rows = [
             (
                 str(u.id),
@@ -217,8 +239,37 @@ def user_list(config: dict[str, Any]) -> None:
 def user_disable(config: dict[str, Any], name: str) -> None:
     """Disable a user: no more logins, every session ends."""
     with _services(config) as found:
-        user = found.accounts.set_disabled(_user_id(found, name), True, client=CLI_CLIENT)
+        user_id = _user_id(found, name)
+        ensure_an_admin_remains(found, user_id, disable=True)
+        user = found.accounts.set_disabled(user_id, True, client=CLI_CLIENT)
     click.echo(f"disabled {user.username}; their sessions are revoked")
+
+
+@user.command("enable")
+@instance_options
+@click.argument("name")
+def user_enable(config: dict[str, Any], name: str) -> None:
+    """Let a disabled user log in again."""
+    with _services(config) as found:
+        user = found.accounts.set_disabled(_user_id(found, name), False, client=CLI_CLIENT)
+    click.echo(f"enabled {user.username}; they can log in again")
+
+
+@user.command("roles")
+@instance_options
+@click.argument("name")
+@click.argument("roles", nargs=-1)
+def user_roles(config: dict[str, Any], name: str, roles: tuple[str, ...]) -> None:
+    """Set a user's roles (none given: no roles); their live sessions follow at once."""
+    wanted = sorted({role.strip().lower() for role in roles if role.strip()})
+    with _services(config) as found:
+        user_id = _user_id(found, name)
+        ensure_an_admin_remains(found, user_id, roles=wanted)
+        try:
+            user, _ = found.accounts.set_roles(user_id, wanted, client=CLI_CLIENT)
+        except ValueError as exc:
+            raise click.ClickException(f"roles not changed: {exc}") from None
+    click.echo(f"roles of {user.username}: {', '.join(user.roles) or 'none'}")
 
 
 @main.group()
@@ -231,15 +282,22 @@ def sessions() -> None:
 @click.option("--user", "username", default=None, help="Only this user's sessions.")
 def sessions_list(config: dict[str, Any], username: str | None) -> None:
     """List live sessions (handles, never IDs)."""
-    with _services(config) as found:
+    with _reading(config) as found:
+        if found is None:
+            if username is not None:
+                raise click.ClickException(f"no user named {username!r}")
+            _table(("HANDLE",), [])
+            return
         devices = (
             found.devices.everyone()
             if username is None
             else found.devices.of_user(_user_id(found, username))
         )
+        names = _usernames(found, {d.user_id for d in devices if d.user_id})
     rows = [
         (
             d.handle,
+            names.get(d.user_id or "", "-"),
             d.user_id or "-",
             d.kind,
             d.ip or "-",
@@ -248,7 +306,7 @@ def sessions_list(config: dict[str, Any], username: str | None) -> None:
         )
         for d in devices
     ]
-    _table(("HANDLE", "USER", "KIND", "ADDRESS", "LAST SEEN", "USER AGENT"), rows)
+    _table(("HANDLE", "USER", "ID", "KIND", "ADDRESS", "LAST SEEN", "USER AGENT"), rows)
 
 
 @sessions.command("revoke")
@@ -318,21 +376,64 @@ def db_revision(config: dict[str, Any]) -> None:
 @main.command()
 @instance_options
 def check(config: dict[str, Any]) -> None:
-    """Review the configuration and cookie settings; exit 1 on a problem."""
-    from ..ext import CoatCheck
+    """Review the configuration and cookie settings, reach every backend; exit 1 on a problem.
+
+    Writes nothing: no secret key is generated, no database file created.
+    """
     from .review import review
 
-    app = _app(config)
-    try:
-        findings = review(app)
-    finally:
-        CoatCheck.state(app).close()
+    merged, settings = _load(config)
     problems = 0
-    for level, message in findings:
+    for level, message in review(merged, settings):
         click.echo(f"{level.upper():8} {message}")
         problems += level == "problem"
     if problems:
         raise click.exceptions.Exit(1)
+
+
+def _load(config: dict[str, Any]) -> tuple[dict[str, Any], Settings]:
+    """Return the configuration and settings of the instance, creating nothing.
+
+    The secret key is the configured one or the instance's file, if either exists.
+    """
+    from .config import load_config
+    from .instance import existing_secret_key
+
+    try:
+        merged = load_config(config)
+        settings = Settings.from_config(merged, instance_path=merged["COATCHECK_INSTANCE"])
+    except CoatcheckError as exc:
+        raise click.ClickException(str(exc)) from None
+    if not merged.get("SECRET_KEY"):
+        merged["SECRET_KEY"] = existing_secret_key(merged["COATCHECK_INSTANCE"])
+    return merged, settings
+
+
+@contextmanager
+def _reading(config: dict[str, Any], *, store: bool = True) -> Iterator[Services | None]:
+    """Yield the services for a command that only reads, or ``None`` when there is nothing.
+
+    Unlike :func:`_services`, this creates nothing: no instance folder, no
+    secret key, no SQLite file. An instance whose SQLite files do not exist
+    yet holds nothing to read (``store=False``: only the user database matters).
+    """
+    merged, settings = _load(config)
+    for url in (settings.store_url,) * store + (settings.database_url,):
+        if url.startswith("sqlite:///") and not os.path.exists(url[len("sqlite:///") :]):
+            yield None
+            return
+    # A key only reads: nothing is signed, and a shared store's fingerprint is not touched.
+    key = merged.get("SECRET_KEY") or secrets.token_urlsafe(48)
+    try:
+        found = build_services(settings, secret_key=key, verify_key=False)
+    except CoatcheckError as exc:
+        raise click.ClickException(str(exc)) from None
+    try:
+        yield found
+    except CoatcheckError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        found.close()
 
 
 def _user_id(found: Services, username: str) -> int:
@@ -340,6 +441,15 @@ def _user_id(found: Services, username: str) -> int:
     if user is None:
         raise click.ClickException(f"no user named {username!r}")
     return user.id
+
+
+def _usernames(found: Services, user_ids: set[str]) -> dict[str, str]:
+    """Return the username of each user ID (one lookup per user, not per session)."""
+    names = {}
+    for user_id in user_ids:
+        user = found.users.get(int(user_id)) if user_id.isdigit() else None
+        names[user_id] = user.username if user is not None else "?"
+    return names
 
 
 def _table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> None:

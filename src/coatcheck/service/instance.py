@@ -27,6 +27,12 @@ def instance_secret_key(instance: str | os.PathLike[str]) -> str:
     return _read(path)
 
 
+def existing_secret_key(instance: str | os.PathLike[str]) -> str | None:
+    """Return the instance's secret key if it has one; create nothing."""
+    path = Path(instance) / SECRET_FILE
+    return _read(path) if path.exists() else None
+
+
 def _read(path: Path) -> str:
     for _ in range(100):  # a concurrent creator may not have written it yet
         key = path.read_text().strip()

@@ -208,6 +208,10 @@ _PAGE = [
 ]
 _USER_ID = {"name": "user_id", "in": "path", "required": True, "schema": {**_INT, "minimum": 1}}
 _NOT_FOUND_USER = _shared("UserNotFound")
+_LAST_ADMIN = _error(
+    "The change would leave no active admin: give another user the admin role first.",
+    "last_admin",
+)
 
 
 def _auth_paths() -> dict[str, Schema]:
@@ -410,11 +414,41 @@ def _admin_paths() -> dict[str, Schema]:
                     "200": _ok("The updated user.", _object({"user": _ref("FullUser")})),
                     "400": _INVALID,
                     "404": _NOT_FOUND_USER,
+                    "409": _LAST_ADMIN,
                     **_admin_errors(write=True),
                 },
                 security=_WRITE,
                 parameters=[_USER_ID],
                 body=_body({"roles": {"type": "array", "items": _ROLE}}),
+            )
+        },
+        "/api/admin/users/{user_id}/disable": {
+            "post": _operation(
+                "disableUser",
+                "Admin: disable a user: no more logins, every session ends.",
+                "admin",
+                {
+                    "200": _ok("The updated user.", _object({"user": _ref("FullUser")})),
+                    "404": _NOT_FOUND_USER,
+                    "409": _LAST_ADMIN,
+                    **_admin_errors(write=True),
+                },
+                security=_WRITE,
+                parameters=[_USER_ID],
+            )
+        },
+        "/api/admin/users/{user_id}/enable": {
+            "post": _operation(
+                "enableUser",
+                "Admin: let a disabled user log in again.",
+                "admin",
+                {
+                    "200": _ok("The updated user.", _object({"user": _ref("FullUser")})),
+                    "404": _NOT_FOUND_USER,
+                    **_admin_errors(write=True),
+                },
+                security=_WRITE,
+                parameters=[_USER_ID],
             )
         },
         "/api/admin/users/{user_id}/sessions": {

@@ -1,20 +1,28 @@
-"""``coatcheck check``: review the configuration and cookie settings."""
+"""``coatcheck check``: review the configuration and cookie settings, reach every backend.
+
+It writes nothing: no secret key is generated, no SQLite file created.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Flask
-
-from ..core.signing import MIN_SECRET_KEY_LENGTH
-from ..ext import CoatCheck
+from ..core.errors import ConfigurationError
+from ..core.settings import Settings
+from ..core.signing import MIN_SECRET_KEY_LENGTH, signing_keys
+from . import probes
 
 Finding = tuple[str, str]
 
 
-def review(app: Flask) -> list[Finding]:
-    """Return ``(level, message)`` findings; level is ok, warning or problem."""
-    settings = CoatCheck.state(app).settings
+def review(config: Mapping[str, Any], settings: Settings) -> list[Finding]:
+    """Return ``(level, message)`` findings; level is ok, warning or problem.
+
+    ``config`` is the application config (``SECRET_KEY`` as the instance has
+    it, or none yet); ``settings`` are coatcheck's settings from it.
+    """
     findings: list[Finding] = []
     if settings.cookie_secure:
         findings.append(
@@ -48,8 +56,21 @@ def review(app: Flask) -> list[Finding]:
                 "protection is all that stands in the way",
             )
         )
-    key = app.config.get("SECRET_KEY") or ""
-    if len(key) < 32:
+    key = config.get("SECRET_KEY") or ""
+    if not key:
+        findings.append(
+            (
+                "ok" if not probes.is_shared(settings.store_url) else "problem",
+                "SECRET_KEY is not set: one is generated into the instance folder at the first "
+                "start"
+                + (
+                    ""
+                    if not probes.is_shared(settings.store_url)
+                    else "; instances sharing this store need the same SECRET_KEY: set it"
+                ),
+            )
+        )
+    elif len(key) < 32:
         findings.append(
             (
                 "problem",
@@ -71,7 +92,18 @@ def review(app: Flask) -> list[Finding]:
             findings.append(
                 ("warning", f"{name} reaches Redis at {parts.hostname} without TLS; use rediss://")
             )
-        findings.append(("ok", f"{name}: {parts.scheme}://{parts.hostname or ''}{parts.path}"))
+        findings.append(("ok", f"{name}: {probes.describe_url(url)}"))
+    findings.append(probes.probe_store(settings.store_url))
+    findings.append(probes.probe_database(settings.database_url))
+    findings.append(probes.probe_throttle(settings))
+    if key:
+        try:
+            keys = signing_keys(key, config.get("SECRET_KEY_FALLBACKS") or ())
+        except ConfigurationError:
+            keys = []
+        found = probes.probe_signing_key(settings.store_url, keys) if keys else None
+        if found is not None:
+            findings.append(found)
     if settings.trusted_proxies:
         findings.append(
             (
@@ -80,7 +112,7 @@ def review(app: Flask) -> list[Finding]:
                 "X-Forwarded-For/-Proto/-Host",
             )
         )
-    if app.config.get("COATCHECK_LESSONS"):
+    if config.get("COATCHECK_LESSONS"):
         findings.append(
             (
                 "warning",

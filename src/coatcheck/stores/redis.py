@@ -330,7 +330,11 @@ def _unavailable() -> Iterator[None]:
     try:
         yield
     except (redis.RedisError, redis.exceptions.RedisClusterException) as exc:
-        raise StoreUnavailable(f"the Redis session store failed: {type(exc).__name__}") from exc
+        # redis-py's messages name the host and port and the reason, never the password.
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else "no answer"
+        raise StoreUnavailable(
+            f"the Redis session store failed: {type(exc).__name__}: {reason}"
+        ) from exc
 
 
 def _header(record: SessionRecord) -> dict[str, str]:

@@ -96,7 +96,7 @@ class SQLiteThrottleStorage(Storage, MovingWindowSupport):
             conn = sqlite3.connect(MEMORY, isolation_level=None, check_same_thread=False)
         else:
             path = Path(self.path)
-            path.parent.mkdir(parents=True, exist_ok=True)
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             # Hashed account names and client addresses: for this user's eyes only.
             os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
             conn = sqlite3.connect(path, timeout=10, isolation_level=None, check_same_thread=False)

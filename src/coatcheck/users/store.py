@@ -15,6 +15,7 @@ The tables are made and changed by the Alembic migrations of
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -77,7 +78,11 @@ def _unavailable_as_error() -> Iterator[None]:
     try:
         yield
     except (OperationalError, InterfaceError, PoolTimeoutError) as exc:
-        raise StoreUnavailable("the user database cannot be reached") from exc
+        # The driver's first line names host, port and reason (never the password).
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+        raise StoreUnavailable(
+            f"the user database cannot be reached: {reason[0] if reason else type(exc).__name__}"
+        ) from exc
 
 
 def _configure_sqlite(dbapi_connection: Any, connection_record: Any) -> None:
@@ -120,7 +125,11 @@ def _create_sqlite_engine(url: URL) -> Engine:
         engine = create_engine(url, connect_args=connect_args, poolclass=StaticPool)
     else:
         if not url.query.get("uri"):
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
+            Path(database).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            # Password hashes and the audit log: for this user's eyes only.
+            # (What cannot be created is SQLite's to report, at first use.)
+            with contextlib.suppress(OSError):
+                os.close(os.open(database, os.O_CREAT | os.O_WRONLY, 0o600))
         engine = create_engine(url, connect_args=connect_args)
     event.listen(engine, "connect", _configure_sqlite)
     return engine
