@@ -15,8 +15,8 @@ import pytest
 
 from .conftest import DOCS, README
 
-#: Dotted texts that are not Python: a file name and itsdangerous salts.
-NOT_PYTHON = {"coatcheck.db", "coatcheck.remember", "coatcheck.csrf"}
+#: Dotted texts that are not Python: a file name, itsdangerous salts, a logger name.
+NOT_PYTHON = {"coatcheck.db", "coatcheck.remember", "coatcheck.csrf", "coatcheck.audit"}
 
 FROM_IMPORT = re.compile(r"^\s*from (coatcheck(?:\.\w+)*) import \(?([^)]*?)\)?\s*$", re.M)
 FROM_IMPORT_MULTI = re.compile(r"^\s*from (coatcheck(?:\.\w+)*) import \(([^)]*)\)", re.M)
