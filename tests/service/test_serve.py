@@ -79,3 +79,16 @@ def test_two_workers_share_the_login_throttle_and_a_restart_keeps_it(tmp_path: P
     with serve(instance, "--workers", "2") as served:
         assert HttpClient(served.port).login("alice", PASSWORD).status == 429
     assert (instance / "throttle.db").stat().st_mode & 0o777 == 0o600
+
+
+def test_serve_says_at_start_when_the_store_does_not_answer(tmp_path: Path) -> None:
+    # A newcomer's report: `serve` started silently with Redis down.
+    from ..conftest import free_port
+
+    down = f"redis://127.0.0.1:{free_port()}/0"
+    instance = tmp_path / "instance"
+    with serve(instance, COATCHECK_STORE_URL=down) as served:
+        assert HttpClient(served.port).request("GET", "/healthz").status == 200
+    log = next(tmp_path.glob("serve-*.log")).read_text()
+    assert "WARNING: the session store at redis://127.0.0.1:" in log
+    assert "answer 503 until it does" in log

@@ -70,3 +70,15 @@ def test_count_costs_two_commands_on_one_key(
     assert calls == {"zremrangebyscore": 5, "zcard": 5}
     watcher.close()
     store.close()
+
+
+@pytest.mark.parametrize(
+    "url", ["redis://127.0.0.1:63a9/0", "redis://127.0.0.1:6379/x", "redis://:pw@h:99999/0"]
+)
+def test_a_mistyped_redis_url_is_a_clear_configuration_error(url: str) -> None:
+    from coatcheck.core.errors import ConfigurationError
+    from coatcheck.stores.base import open_store
+
+    with pytest.raises(ConfigurationError, match="COATCHECK_STORE_URL") as caught:
+        open_store(url)
+    assert "pw@" not in str(caught.value)

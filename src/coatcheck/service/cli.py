@@ -135,6 +135,7 @@ def serve(
         click.echo(
             f"metrics: /metrics wants 'Authorization: Bearer <the token in {path}>'", err=True
         )
+    _warn_unreachable(app)
     started = _start_message(host, port)
     if dev:
         if os.environ.get("WERKZEUG_RUN_MAIN") != "true":  # once, not again in the reloader's child
@@ -144,6 +145,24 @@ def serve(
     options = {"bind": f"{host}:{port}", "workers": workers, **_control_socket(app.instance_path)}
     options["when_ready"] = lambda server: click.echo(started)
     _Gunicorn(functools.partial(_app, config), options).run()
+
+
+def _warn_unreachable(app: Flask) -> None:
+    """Say at start which backend does not answer: the service starts all the same.
+
+    Requests that need it fail closed (503) until it answers, with no restart.
+    """
+    from ..ext import CoatCheck
+    from .probes import probe_database, probe_store
+
+    settings = CoatCheck.state(app).settings
+    for level, message in (probe_store(settings.store_url), probe_database(settings.database_url)):
+        if level == "problem":
+            click.echo(
+                f"coatcheck: WARNING: the {message.rstrip('.')}; requests that need it answer 503 "
+                "until it does (coatcheck check tells more)",
+                err=True,
+            )
 
 
 def _start_message(host: str, port: int) -> str:

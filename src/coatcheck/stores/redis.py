@@ -118,8 +118,16 @@ class RedisSessionStore(SessionStore):
                 raise ConfigurationError("TLS to Redis Sentinel is not supported (rediss+sentinel)")
             sentinel, master = sentinel_master(parts, query)
             return cls(master, prefix=prefix, clock=clock, sentinel=sentinel)
+        if not parts.path.strip("/").isdigit() and parts.path.strip("/"):
+            raise ConfigurationError(
+                "bad Redis URL in COATCHECK_STORE_URL: the path is the database number "
+                "(redis://host:6379/0)"
+            )
         plain = urlunsplit((scheme, parts.netloc, parts.path, urlencode(query), ""))
-        client = redis.Redis.from_url(plain, **client_options())
+        try:
+            client = redis.Redis.from_url(plain, **client_options())
+        except ValueError as exc:  # a port or db that is no number, an unknown option...
+            raise ConfigurationError(f"bad Redis URL in COATCHECK_STORE_URL: {exc}") from None
         return cls(client, prefix=prefix, clock=clock, client_cache=client_cache)
 
     def _session_key(self, key: str) -> str:
