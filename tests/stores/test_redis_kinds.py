@@ -73,7 +73,14 @@ def test_count_costs_two_commands_on_one_key(
 
 
 @pytest.mark.parametrize(
-    "url", ["redis://127.0.0.1:63a9/0", "redis://127.0.0.1:6379/x", "redis://:pw@h:99999/0"]
+    "url",
+    [
+        "redis://127.0.0.1:63a9/0",
+        "redis://127.0.0.1:6379/x",
+        "redis://:pw@h:99999/0",
+        "redis://:pw@127.0.0.1:6379/0?bogus=1",
+        "redis://127.0.0.1:6379/0?socket_timeout=abc",
+    ],
 )
 def test_a_mistyped_redis_url_is_a_clear_configuration_error(url: str) -> None:
     from coatcheck.core.errors import ConfigurationError

@@ -38,6 +38,8 @@ _SECRET_OPTIONS = {"password", "pass", "passwd"}
 
 def describe_url(url: str) -> str:
     """Return ``url`` with host, port and options, and every password masked."""
+    if url.startswith("sqlite:"):
+        return url  # a path, and sqlite:////absolute would lose a slash below
     parts = urlsplit(url)
     userinfo, at, hosts = parts.netloc.rpartition("@")
     if at and ":" in userinfo:

@@ -126,7 +126,9 @@ class RedisSessionStore(SessionStore):
         plain = urlunsplit((scheme, parts.netloc, parts.path, urlencode(query), ""))
         try:
             client = redis.Redis.from_url(plain, **client_options())
-        except ValueError as exc:  # a port or db that is no number, an unknown option...
+            pool = client.connection_pool
+            pool.connection_class(**pool.connection_kwargs)  # unknown options fail here, not later
+        except (ValueError, TypeError) as exc:  # a port that is no number, an unknown option
             raise ConfigurationError(f"bad Redis URL in COATCHECK_STORE_URL: {exc}") from None
         return cls(client, prefix=prefix, clock=clock, client_cache=client_cache)
 
