@@ -207,10 +207,13 @@ def build_services(
         from ..users import UserStore  # SQLAlchemy only when the built-in store is used
 
         return users or UserStore(
-            settings.database_url, clock=clock, pool_size=settings.database_pool_size
+            settings.database_url,
+            clock=clock,
+            pool_size=settings.database_pool_size,
+            timeout=settings.database_timeout,
         )
 
-    opened = store or open_store(settings.store_url, clock=clock)
+    opened = store or open_store(_with_store_timeout(settings), clock=clock)
     try:
         if verify_key:
             check_shared_signing_key(settings.store_url, opened, clock, keys)
@@ -231,3 +234,13 @@ def build_services(
         user_loader=user_loader,
         users_given=users is not None,
     )
+
+
+def _with_store_timeout(settings: Settings) -> str:
+    """Return the store URL with ``COATCHECK_STORE_TIMEOUT`` as its Redis socket timeouts."""
+    url = settings.store_url
+    if url.partition("://")[0].lower().partition("+")[0] not in ("redis", "rediss"):
+        return url
+    from ..stores.redis_urls import with_timeout  # redis only when a Redis store is used
+
+    return with_timeout(url, settings.store_timeout)

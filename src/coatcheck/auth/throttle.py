@@ -72,6 +72,7 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from limits import RateLimitItem, parse
@@ -115,18 +116,33 @@ def ratelimit_url_for(store_url: str) -> tuple[str, str]:
     return urlunsplit((scheme, parts.netloc, path, "", "")), f"{prefix}throttle"
 
 
-def open_storage(url: str, *, key_prefix: str = _PREFIX, clock: Clock = system_clock) -> Storage:
+def open_storage(
+    url: str,
+    *,
+    key_prefix: str = _PREFIX,
+    clock: Clock = system_clock,
+    timeout: float | None = None,
+) -> Storage:
     """Return the limits storage at ``url``; ``memory://`` is this process's memory.
 
     Storages of this package follow ``clock``; those of the limits library
-    (Redis, Memcached, MongoDB) receive ``key_prefix``.
+    (Redis, Memcached, MongoDB) receive ``key_prefix``. A Redis storage waits
+    ``timeout`` seconds at most to connect or for an answer, and does not try
+    a timed-out call again (``COATCHECK_STORE_TIMEOUT``; the URL's own
+    ``socket_timeout`` wins).
     """
     scheme = url.partition("://")[0].lower()
     if scheme == "memory":
         return SQLiteThrottleStorage(f"{SCHEME}:///{MEMORY}", clock=clock)
     if scheme == SCHEME:
         return SQLiteThrottleStorage(url, clock=clock)
-    storage = storage_from_string(url, key_prefix=key_prefix)
+    options: dict[str, Any] = {}
+    if timeout is not None and scheme.partition("+")[0] in ("redis", "rediss"):
+        from ..stores.redis_urls import client_retry
+
+        options = {"socket_timeout": timeout, "socket_connect_timeout": timeout}
+        options["retry"] = client_retry()
+    storage = storage_from_string(url, key_prefix=key_prefix, **options)
     if not isinstance(storage, Storage):  # an async+ scheme
         raise TypeError("the login throttle needs a synchronous storage")
     return storage
@@ -194,7 +210,9 @@ class LoginThrottle:
         else:
             url, prefix = ratelimit_url_for(settings.store_url)
         try:
-            storage = open_storage(url, key_prefix=prefix, clock=clock)
+            storage = open_storage(
+                url, key_prefix=prefix, clock=clock, timeout=settings.store_timeout
+            )
             return cls(
                 storage,
                 pair=settings.throttle_account,

@@ -92,6 +92,20 @@ class Settings:
         "Empty means sqlite:///<instance folder>/coatcheck.db.",
         "",
     )
+    store_timeout: float = _key(
+        "COATCHECK_STORE_TIMEOUT",
+        "Seconds to wait for a Redis session store (and the login throttle's Redis) to "
+        "connect or answer before the request fails with 503; a timed-out call is not "
+        "retried. A socket_timeout or socket_connect_timeout in the store URL wins.",
+        0.5,
+    )
+    database_timeout: float = _key(
+        "COATCHECK_DATABASE_TIMEOUT",
+        "Seconds to wait for PostgreSQL to connect or answer a statement before the "
+        "request fails with 503 (also its statement_timeout); connect_timeout or options "
+        "in the database URL win. Migrations wait as long as they need.",
+        0.5,
+    )
     database_pool_size: int = _key(
         "COATCHECK_DATABASE_POOL_SIZE",
         "PostgreSQL connections pooled per process (as many again under load): "
@@ -202,6 +216,10 @@ class Settings:
             raise ConfigurationError("a __Host- cookie must be secure; choose another name")
         if self.database_pool_size < 1:
             raise ConfigurationError("COATCHECK_DATABASE_POOL_SIZE must be at least 1")
+        if self.store_timeout <= 0 or self.database_timeout <= 0:
+            raise ConfigurationError(
+                "COATCHECK_STORE_TIMEOUT and COATCHECK_DATABASE_TIMEOUT must be positive numbers"
+            )
         if self.trusted_proxies < 0:
             raise ConfigurationError("COATCHECK_TRUSTED_PROXIES must be 0 or more")
         for name in (

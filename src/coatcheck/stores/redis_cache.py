@@ -151,6 +151,10 @@ class TrackedReadCache:
                 self._subscribe()
             while self._conn.can_read(timeout=0):
                 self._apply(self._conn.read_response())
+        except redis.TimeoutError:
+            # No answer in time: a read would wait as long again before its 503.
+            self._drop_connection()
+            raise
         except (redis.RedisError, OSError):
             self._drop_connection()
             return False
@@ -164,8 +168,10 @@ class TrackedReadCache:
         """Tell whether Redis answered lately, sending it a ``PING`` if not.
 
         Invalidations that come before the answer are applied. A connection
-        that fails, or gives no answer within its socket timeout, is dropped
-        with the cache.
+        that fails is dropped with the cache. One that gives no answer within
+        its socket timeout is dropped too, and :class:`redis.TimeoutError`
+        raised: the request fails now rather than wait as long again for a
+        read from a server that does not answer.
         """
         sent = time.monotonic()
         if sent - self._answered_at < LIVENESS_SECONDS:
@@ -181,6 +187,9 @@ class TrackedReadCache:
                 if isinstance(message, list) and message and message[0] == "pong":
                     break
                 self._apply(message)
+        except redis.TimeoutError:
+            self._drop_connection()
+            raise
         except (redis.RedisError, OSError):
             self._drop_connection()
             return False

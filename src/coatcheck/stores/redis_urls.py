@@ -6,7 +6,7 @@ The URL forms are described in :mod:`coatcheck.stores.redis`.
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import SplitResult, urlencode, urlsplit, urlunsplit
+from urllib.parse import SplitResult, parse_qsl, urlencode, urlsplit, urlunsplit
 
 import redis
 from redis.backoff import ExponentialBackoff
@@ -21,16 +21,46 @@ from ..core.errors import ConfigurationError
 _SENTINEL_OPTIONS = frozenset({"username", "password", "socket_timeout", "socket_connect_timeout"})
 
 
-def client_options() -> dict[str, Any]:
-    """Return the options coatcheck gives every client it opens."""
-    # Fail closed fast: a short timeout and two quick retries, not redis-py's
-    # default of ten retries with up to a second between them.
+#: Seconds a client waits to connect or for an answer, unless told otherwise.
+DEFAULT_TIMEOUT = 0.5
+_TIMEOUT_OPTIONS = ("socket_timeout", "socket_connect_timeout")
+
+
+def client_retry() -> Retry:
+    """Return the retry policy of every client: refused or dropped connections only.
+
+    A call that timed out is not tried again: a server that gave no answer in
+    time (stopped, hung, cut off) would most likely give none to the next try
+    either, and the request would wait twice as long before its 503. A
+    connection refused or reset (a restarted server, a pooled connection it
+    closed) fails at once, and is worth two quick retries.
+    """
+    return Retry(
+        ExponentialBackoff(cap=0.05, base=0.005), 2, supported_errors=(redis.ConnectionError,)
+    )
+
+
+def client_options(timeout: float = DEFAULT_TIMEOUT) -> dict[str, Any]:
+    """Return the options coatcheck gives every client it opens.
+
+    :param timeout: seconds to connect, and to wait for each answer
+        (``COATCHECK_STORE_TIMEOUT``).
+    """
     return {
         "decode_responses": True,
-        "socket_timeout": 2.0,
-        "socket_connect_timeout": 2.0,
-        "retry": Retry(ExponentialBackoff(cap=0.05, base=0.005), 2),
+        "socket_timeout": timeout,
+        "socket_connect_timeout": timeout,
+        "retry": client_retry(),
     }
+
+
+def with_timeout(url: str, timeout: float) -> str:
+    """Return the Redis ``url`` with ``timeout`` as its socket timeouts, unless it has its own."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    given = {name for name, _ in query}
+    query += [(name, repr(float(timeout))) for name in _TIMEOUT_OPTIONS if name not in given]
+    return urlunsplit(parts._replace(query=urlencode(query)))
 
 
 def _url_options(parts: SplitResult, scheme: str, query: dict[str, str]) -> dict[str, Any]:
@@ -84,7 +114,7 @@ def sentinel_master(parts: SplitResult, query: dict[str, str]) -> tuple[Sentinel
     if db:
         options["db"] = int(db)
     asking = {k: v for k, v in options.items() if k in _SENTINEL_OPTIONS}
-    asking["retry"] = client_options()["retry"]
+    asking["retry"] = client_retry()
     sentinel = Sentinel(_locations(parts), sentinel_kwargs=asking, **options)  # type: ignore[no-untyped-call]
     master: redis.Redis = sentinel.master_for(service)  # type: ignore[no-untyped-call]
     return sentinel, master

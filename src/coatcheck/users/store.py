@@ -95,7 +95,7 @@ def _configure_sqlite(dbapi_connection: Any, connection_record: Any) -> None:
         cursor.close()
 
 
-def _create_engine(url: str, pool_size: int) -> Engine:
+def _create_engine(url: str, pool_size: int, timeout: float | None = None) -> Engine:
     """Return an engine for a SQLite or PostgreSQL ``url``.
 
     :raise ConfigurationError: for a malformed URL or another database.
@@ -110,7 +110,7 @@ def _create_engine(url: str, pool_size: int) -> Engine:
     if backend == "sqlite":
         return _create_sqlite_engine(parsed)
     if backend in {"postgresql", "postgres"}:
-        return _create_postgresql_engine(parsed, pool_size)
+        return _create_postgresql_engine(parsed, pool_size, timeout)
     shown = parsed.render_as_string(hide_password=True)
     raise ConfigurationError(
         f"the user store supports sqlite:///path and postgresql+psycopg://…, not {shown!r}"
@@ -135,20 +135,28 @@ def _create_sqlite_engine(url: URL) -> Engine:
     return engine
 
 
-def _create_postgresql_engine(url: URL, pool_size: int) -> Engine:
+def _create_postgresql_engine(url: URL, pool_size: int, timeout: float | None) -> Engine:
     if url.drivername in {"postgresql", "postgres"}:
         url = url.set(drivername="postgresql+psycopg")
     connect_args: dict[str, Any] = {}
     if "connect_timeout" not in url.query:
         connect_args["connect_timeout"] = _PG_CONNECT_TIMEOUT_S
-    return create_engine(
+    if timeout is not None and "options" not in url.query:
+        connect_args["options"] = f"-c statement_timeout={max(1, round(timeout * 1000))}"
+    engine = create_engine(
         url,
-        pool_pre_ping=True,
+        # With a timeout, bound_engine checks connections itself (no retry after a timeout).
+        pool_pre_ping=timeout is None,
         pool_recycle=_PG_POOL_RECYCLE_S,
         pool_size=pool_size,
         max_overflow=pool_size,
         connect_args=connect_args,
     )
+    if timeout is not None and url.get_driver_name() == "psycopg":
+        from .postgres import bound_engine
+
+        bound_engine(engine, timeout, connect="connect_timeout" not in url.query)
+    return engine
 
 
 class UserStore:
@@ -165,6 +173,11 @@ class UserStore:
         workers × 2 × pool_size. Keep that below its ``max_connections``.
         Pooled connections are checked before use and replaced after 30
         minutes.
+    :param timeout: PostgreSQL only: seconds to wait for a connection or an
+        answer before :class:`~coatcheck.core.errors.StoreUnavailable`
+        (``COATCHECK_DATABASE_TIMEOUT``), on the client and as the
+        ``statement_timeout``; ``None`` waits as psycopg does. Migrations are
+        not bounded.
     :raise ConfigurationError: for an unsupported or malformed URL, or an
         invalid pool size.
     """
@@ -175,9 +188,10 @@ class UserStore:
         *,
         clock: Callable[[], float] = system_clock,
         pool_size: int = 5,
+        timeout: float | None = None,
     ) -> None:
         self.clock = clock
-        self.engine = _create_engine(url, pool_size)
+        self.engine = _create_engine(url, pool_size, timeout)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     def _now(self) -> datetime:
@@ -237,13 +251,23 @@ class UserStore:
         """Yield a connection in a transaction that no other process migrates meanwhile."""
         with _unavailable_as_error(), self.engine.begin() as connection:
             if connection.dialect.name == "postgresql":
-                connection.execute(
-                    text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK_KEY}
-                )
-            else:
-                # Take SQLite's write lock now rather than at the first write, so
-                # that a second process waits here instead of racing to CREATE TABLE.
-                connection.exec_driver_sql("BEGIN IMMEDIATE")
+                # Waiting for another process's migration may take long: no timeout.
+                dbapi_connection = connection.connection.dbapi_connection
+                from .postgres import rebound, unbounded
+
+                unbounded(dbapi_connection)
+                connection.exec_driver_sql("SET LOCAL statement_timeout = 0")
+                try:
+                    connection.execute(
+                        text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK_KEY}
+                    )
+                    yield connection
+                finally:
+                    rebound(dbapi_connection)
+                return
+            # Take SQLite's write lock now rather than at the first write, so
+            # that a second process waits here instead of racing to CREATE TABLE.
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
             yield connection
 
     def ping(self) -> None:
