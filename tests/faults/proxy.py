@@ -15,7 +15,9 @@ class TcpProxy:
 
     Cut, every forwarded connection is closed under its users and new ones are
     refused, as when the server's host goes away; restored, the same port
-    accepts again.
+    accepts again. Frozen (:meth:`freeze`), nothing is forwarded and nothing
+    closed: connections open, bytes go in, no answer comes back, as with a hung
+    server or a silent network partition; :meth:`thaw` lets it all flow again.
     """
 
     def __init__(self, upstream: tuple[str, int]) -> None:
@@ -25,6 +27,8 @@ class TcpProxy:
         self._sockets: set[socket.socket] = set()
         self._threads: list[threading.Thread] = []
         self._listener: socket.socket | None = None
+        self._flowing = threading.Event()
+        self._flowing.set()
         self.restore()
 
     @property
@@ -53,7 +57,16 @@ class TcpProxy:
         for sock in doomed:
             _close(sock)
 
+    def freeze(self) -> None:
+        """Forward nothing more, close nothing: the upstream seems to hang."""
+        self._flowing.clear()
+
+    def thaw(self) -> None:
+        """Forward again what waited, and what comes."""
+        self._flowing.set()
+
     def close(self) -> None:
+        self._flowing.set()
         self.cut()
         for thread in self._threads:
             thread.join(timeout=5)
@@ -80,6 +93,7 @@ class TcpProxy:
                 client, _ = listener.accept()
             except OSError:
                 return  # the listener was closed: cut
+            self._flowing.wait()  # frozen: the handshake is done, the upstream never hears
             try:
                 server = socket.create_connection(self.upstream, timeout=5)
                 server.settimeout(None)
@@ -97,7 +111,12 @@ class TcpProxy:
 
     def _pump(self, source: socket.socket, sink: socket.socket) -> None:
         try:
-            while data := source.recv(65536):
+            while True:
+                self._flowing.wait()
+                data = source.recv(65536)
+                if not data:
+                    break
+                self._flowing.wait()  # what arrived as it froze waits too
                 sink.sendall(data)
         except OSError:
             pass

@@ -102,7 +102,7 @@ class Settings:
     database_timeout: float = _key(
         "COATCHECK_DATABASE_TIMEOUT",
         "Seconds to wait for PostgreSQL to connect or answer a statement before the "
-        "request fails with 503 (also its statement_timeout); connect_timeout or options "
+        "request fails with 503 (also its statement_timeout); connect_timeout or statement_timeout "
         "in the database URL win. Migrations wait as long as they need.",
         0.5,
     )

@@ -141,8 +141,10 @@ def _create_postgresql_engine(url: URL, pool_size: int, timeout: float | None) -
     connect_args: dict[str, Any] = {}
     if "connect_timeout" not in url.query:
         connect_args["connect_timeout"] = _PG_CONNECT_TIMEOUT_S
-    if timeout is not None and "options" not in url.query:
-        connect_args["options"] = f"-c statement_timeout={max(1, round(timeout * 1000))}"
+    given = url.query.get("options", "")
+    if timeout is not None and isinstance(given, str) and "statement_timeout" not in given:
+        ours = f"-c statement_timeout={max(1, round(timeout * 1000))}"
+        connect_args["options"] = f"{given} {ours}".strip()
     engine = create_engine(
         url,
         # With a timeout, bound_engine checks connections itself (no retry after a timeout).
