@@ -1,0 +1,81 @@
+"""The login throttle's exact waits, keys and connections, on the injected clock."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from limits.storage import MemoryStorage
+
+from coatcheck.auth.throttle import LoginThrottle, Refusal, open_storage
+from coatcheck.core.clock import ManualClock
+
+NOW = 1_800_000_000.0
+
+
+@pytest.fixture
+def throttle(clock: ManualClock) -> Iterator[LoginThrottle]:
+    clock.now = NOW
+    opened = LoginThrottle(open_storage("memory://", clock=clock))
+    yield opened
+    opened.close()
+
+
+def test_a_registration_refusal_waits_until_the_oldest_registration_leaves_the_window(
+    throttle: LoginThrottle, clock: ManualClock
+) -> None:
+    for _ in range(10):
+        assert throttle.reserve_registration("192.0.2.1") is None
+        clock.advance(10)
+    clock.now = NOW + 100
+    assert throttle.reserve_registration("192.0.2.1") == Refusal(3500, "register", True)
+    assert throttle.reserve_registration("192.0.2.1") == Refusal(3500, "register", False)
+    assert throttle.reserve_registration("192.0.2.2") is None  # another address
+    clock.now = NOW + 3601  # the first one has left the window
+    assert throttle.reserve_registration("192.0.2.1") is None
+
+
+def test_registration_refusals_are_audited_once_per_address(throttle: LoginThrottle) -> None:
+    for address in ("192.0.2.1", "192.0.2.2"):
+        for _ in range(10):
+            assert throttle.reserve_registration(address) is None
+    for address in ("192.0.2.1", "192.0.2.2"):
+        refusal = throttle.reserve_registration(address)
+        assert refusal is not None and refusal.first
+
+
+def test_registrations_and_logins_count_apart(throttle: LoginThrottle) -> None:
+    for _ in range(10):
+        assert throttle.reserve_registration("192.0.2.1") is None
+    assert throttle.reserve("192.0.2.1", "192.0.2.1") is None
+    for _ in range(4):
+        throttle.failed("register", "192.0.2.1")
+        assert throttle.reserve("register", "192.0.2.1") is None
+
+
+def test_a_refusal_waits_at_least_one_second(throttle: LoginThrottle, clock: ManualClock) -> None:
+    for _ in range(5):
+        assert throttle.reserve("alice", "192.0.2.1") is None
+        throttle.failed("alice", "192.0.2.1")
+    clock.now = NOW + 900 - 0.25
+    assert throttle.reserve("alice", "192.0.2.1") == Refusal(1, "pair", True)
+    clock.now = NOW + 900 - 1.5
+    refusal = throttle.reserve("alice", "192.0.2.1")
+    assert refusal is not None and refusal.wait == 2
+
+
+class _Client:
+    def __init__(self) -> None:
+        self.closed = 0
+
+    def close(self) -> None:
+        self.closed += 1
+
+
+def test_close_lets_go_of_the_clients_of_a_limits_storage() -> None:
+    storage = MemoryStorage()
+    primary, replica = _Client(), _Client()
+    storage.storage = primary  # type: ignore[attr-defined] - as limits' Redis storages hold them
+    storage.storage_slave = replica  # type: ignore[attr-defined]
+    LoginThrottle(storage).close()
+    assert (primary.closed, replica.closed) == (1, 1)
