@@ -172,3 +172,14 @@ def test_set_roles_carries_devices_over_and_audits_before_and_after(
     assert family.meta["roles"] == ["a", "c"]
     row = _audited(services, "roles_changed", alice, ADMIN)
     assert row.detail == {"before": ["a", "b"], "after": ["a", "c"]}
+
+
+def test_attempts_from_no_address_are_counted_as_the_unknown_address(
+    services: Services, alice: User
+) -> None:
+    for _ in range(5):
+        with pytest.raises(InvalidCredentials):
+            services.accounts.authenticate("alice", "wrong password!")
+    refusal = services.throttle.reserve("alice", "")
+    assert refusal is not None and refusal.scope == "pair"
+    assert services.throttle.reserve("alice", "192.0.2.1") is None
