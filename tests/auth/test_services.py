@@ -147,3 +147,33 @@ def test_given_stores_are_used(tmp_path: Path, services: Services, clock: Manual
         clock=clock,
     )
     assert again.store is services.store and again.users is services.users
+
+
+def test_the_given_hasher_and_user_loader_are_used(tmp_path: Path, clock: ManualClock) -> None:
+    hasher = PasswordHasher.fast_for_tests()
+    services = build_services(
+        _settings(tmp_path),
+        secret_key=TEST_SECRET_KEY,
+        hasher=hasher,
+        clock=clock,
+        user_loader=lambda user_id: ("loaded", user_id),
+    )
+    assert services.hasher is hasher
+    assert services.load_user("7") == ("loaded", "7")
+    services.close()
+
+
+def test_the_user_store_gets_the_pool_size(tmp_path: Path, clock: ManualClock) -> None:
+    services = build_services(
+        _settings(
+            tmp_path,
+            COATCHECK_DATABASE_URL="postgresql://nobody@127.0.0.1:1/none",
+            COATCHECK_DATABASE_POOL_SIZE=3,
+        ),
+        secret_key=TEST_SECRET_KEY,
+        clock=clock,
+    )
+    users = services.users_factory()  # no connection is made before the first query
+    assert users.engine.pool.size() == 3  # type: ignore[attr-defined]
+    users.close()
+    services.close()

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 import pytest
 
+from coatcheck.auth.client import Client
 from coatcheck.auth.services import Services
 from coatcheck.auth.sessions import SessionOutcome, SessionWrite
 from coatcheck.auth.stamps import STAMP
 from coatcheck.core.clock import ManualClock
+from coatcheck.core.errors import StoreUnavailable
 from coatcheck.core.ids import is_session_id, new_session_id, store_key
 from coatcheck.core.records import RecordKind, SessionRecord
 
@@ -165,3 +168,102 @@ def test_load_leaves_a_record_born_before_a_revocation_for_the_revocation(
 def test_load_user_asks_the_applications_loader_with_the_id(services: Services) -> None:
     services.user_loader = lambda user_id: ("loaded", user_id)
     assert services.load_user("7") == ("loaded", "7")
+
+
+def test_a_login_rotating_a_session_revoked_meanwhile_starts_a_new_one(
+    services: Services, stored: tuple[str, SessionRecord], clock: ManualClock
+) -> None:
+    _, record = stored
+    services.store.delete(record.key)
+    clock.advance(60)
+    outcome = services.sessions.persist(
+        _write(
+            record,
+            user_id="8",
+            meta={STAMP: 0},
+            changed={"a"},
+            serialize=_values({"a": 5}),
+            modified=True,
+            rotate=True,
+            fresh=True,
+            user_changed=True,
+        )
+    )
+    assert outcome.set_id is not None
+    loaded = services.sessions.load(outcome.set_id)
+    assert loaded is not None
+    assert (loaded.user_id, loaded.data, loaded.meta) == ("8", {"a": "5"}, {STAMP: 0})
+    assert loaded.created_at == NOW + 60
+
+
+def test_a_change_saves_its_keys_and_meta_and_answers_with_the_record(
+    services: Services, stored: tuple[str, SessionRecord], clock: ManualClock
+) -> None:
+    session_id, record = stored
+    clock.advance(5)
+    outcome = services.sessions.persist(
+        _write(
+            record,
+            user_id="7",
+            meta={STAMP: 0, "flag": True},
+            changed={"b"},
+            changed_meta=frozenset({"flag"}),
+            serialize=_values({"a": 1, "b": 20}),
+            modified=True,
+        )
+    )
+    assert outcome == SessionOutcome(record=record)
+    loaded = services.sessions.load(session_id)
+    assert loaded is not None
+    assert loaded.data == {"a": "1", "b": "20"}
+    assert loaded.meta == {"ip": "192.0.2.1", "user_agent": "test", STAMP: 0, "flag": True}
+    assert loaded.last_seen_at == NOW + 5
+
+
+def test_a_change_to_a_session_revoked_meanwhile_deletes_the_cookie(
+    services: Services, stored: tuple[str, SessionRecord]
+) -> None:
+    _, record = stored
+    services.store.delete(record.key)
+    outcome = services.sessions.persist(
+        _write(record, user_id="7", changed={"a"}, serialize=_values({"a": 3}), modified=True)
+    )
+    assert outcome == SessionOutcome(delete=True)
+    assert services.store.get(record.key) is None
+
+
+def test_a_remember_me_replay_answers_with_the_stored_session(
+    services: Services, stored: tuple[str, SessionRecord]
+) -> None:
+    _, record = stored
+    reissued = new_session_id()
+    outcome = services.sessions.persist(_write(record, user_id="7", reissue_id=reissued))
+    assert outcome == SessionOutcome(set_id=reissued, record=record)
+
+
+def test_a_failed_touch_is_logged_and_the_request_goes_on(
+    services: Services,
+    stored: tuple[str, SessionRecord],
+    clock: ManualClock,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    _, record = stored
+
+    def unavailable(*args: object) -> None:
+        raise StoreUnavailable("down")
+
+    monkeypatch.setattr(services.store, "touch", unavailable)
+    clock.advance(services.lifetimes.touch_interval)
+    with caplog.at_level(logging.WARNING, logger="coatcheck.session"):
+        outcome = services.sessions.persist(_write(record, user_id="7"))
+    assert outcome == SessionOutcome(record=record)
+    assert record.last_seen_at == NOW + services.lifetimes.touch_interval
+    assert [r.getMessage() for r in caplog.records if r.name == "coatcheck.session"] == [
+        "could not record last-seen: down"
+    ]
+
+
+def test_a_client_keeps_its_address_and_agent_as_text() -> None:
+    assert Client().meta() == {"ip": "", "user_agent": ""}
+    assert Client("192.0.2.1", "agent", "h").meta() == {"ip": "192.0.2.1", "user_agent": "agent"}
