@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 
 import pytest
 from limits.storage import MemoryStorage
 
-from coatcheck.auth.throttle import LoginThrottle, Refusal, open_storage
+from coatcheck.auth.throttle import (
+    LoginThrottle,
+    Refusal,
+    _account_key,
+    _address_key,
+    open_storage,
+)
 from coatcheck.core.clock import ManualClock
 
 NOW = 1_800_000_000.0
@@ -79,3 +86,45 @@ def test_close_lets_go_of_the_clients_of_a_limits_storage() -> None:
     storage.storage_slave = replica  # type: ignore[attr-defined]
     LoginThrottle(storage).close()
     assert (primary.closed, replica.closed) == (1, 1)
+
+
+def _sha(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
+@pytest.mark.parametrize(
+    ("address", "key"),
+    [
+        ("", "unknown"),
+        ("192.0.2.1", "192.0.2.1"),
+        (" 192.0.2.1 ", "192.0.2.1"),
+        ("::ffff:192.0.2.1", "192.0.2.1"),
+        ("2001:db8:1:2:3:4:5:6", "2001:db8:1:2::/64"),
+        ("not an address", "h" + _sha("not an address")),
+        ("unix:\udc80", "h" + _sha("unix:\udc80")),
+    ],
+)
+def test_address_keys_are_exact(address: str, key: str) -> None:
+    assert _address_key(address) == key
+
+
+@pytest.mark.parametrize("username", ["alice", " ALICE ", "Ålice\udc80"])
+def test_account_keys_are_exact(username: str) -> None:
+    assert _account_key(username) == _sha(username.strip().casefold())
+    assert len(_account_key(username)) == 32
+
+
+@pytest.mark.parametrize("scope", ["account", "address"])
+def test_each_refused_key_has_its_own_audit_mark(clock: ManualClock, scope: str) -> None:
+    clock.now = NOW
+    throttle = LoginThrottle(
+        open_storage("memory://", clock=clock), ceiling="1/15 minutes", address="1/15 minutes"
+    )
+    pairs = [("alice", "192.0.2.1"), ("bob", "192.0.2.2")]
+    for username, address in pairs:
+        assert throttle.reserve(username, address) is None
+        throttle.failed(username, address)
+    for username, address in pairs:
+        other = ("carol", address) if scope == "address" else (username, "198.51.100.1")
+        assert throttle.reserve(*other) == Refusal(900, scope, True)
+    throttle.close()
