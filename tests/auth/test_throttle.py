@@ -14,6 +14,7 @@ from coatcheck.auth.throttle import (
     _account_key,
     _address_key,
     open_storage,
+    ratelimit_url_for,
 )
 from coatcheck.core.clock import ManualClock
 
@@ -128,3 +129,30 @@ def test_each_refused_key_has_its_own_audit_mark(clock: ManualClock, scope: str)
         other = ("carol", address) if scope == "address" else (username, "198.51.100.1")
         assert throttle.reserve(*other) == Refusal(900, scope, True)
     throttle.close()
+
+
+@pytest.mark.parametrize(
+    ("store_url", "expected"),
+    [
+        ("sqlite:///", ("memory://", "coatcheck-throttle")),
+        (
+            "sqlite:////srv/app/s.db",
+            ("coatcheck+sqlite:////srv/app/throttle.db", "coatcheck-throttle"),
+        ),
+        ("memory://", ("memory://", "coatcheck-throttle")),
+        ("postgresql://h/db", ("memory://", "coatcheck-throttle")),
+        ("redis://h:6379/2", ("redis://h:6379/2", "coatcheck:throttle")),
+        ("rediss://h:6379/2?prefix=app:", ("rediss://h:6379/2", "app:throttle")),
+        ("redis+cluster://a:1,b:2/0?prefix=x:", ("redis+cluster://a:1,b:2", "x:throttle")),
+        ("REDISS+CLUSTER://a:1,b:2", ("rediss+cluster://a:1,b:2", "coatcheck:throttle")),
+        (
+            "redis+sentinel://a:1,b:2/main/3",
+            ("redis+sentinel://a:1,b:2/main", "coatcheck:throttle"),
+        ),
+        ("redis+sentinel://a:1/main", ("redis+sentinel://a:1/main", "coatcheck:throttle")),
+    ],
+)
+def test_the_counters_url_for_each_store_url_is_exact(
+    store_url: str, expected: tuple[str, str]
+) -> None:
+    assert ratelimit_url_for(store_url) == expected
