@@ -183,3 +183,11 @@ def test_attempts_from_no_address_are_counted_as_the_unknown_address(
     refusal = services.throttle.reserve("alice", "")
     assert refusal is not None and refusal.scope == "pair"
     assert services.throttle.reserve("alice", "192.0.2.1") is None
+
+
+def test_a_user_gone_while_the_password_was_checked_is_refused(
+    services: Services, alice: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(services.users, "get", lambda user_id: None)  # deleted meanwhile
+    with pytest.raises(InvalidCredentials):
+        services.accounts.authenticate("alice", PASSWORD, HERE)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from limits.storage import MemoryStorage
@@ -17,6 +18,8 @@ from coatcheck.auth.throttle import (
     ratelimit_url_for,
 )
 from coatcheck.core.clock import ManualClock
+from coatcheck.core.errors import ConfigurationError
+from coatcheck.core.settings import Settings
 
 NOW = 1_800_000_000.0
 
@@ -150,9 +153,37 @@ def test_each_refused_key_has_its_own_audit_mark(clock: ManualClock, scope: str)
             ("redis+sentinel://a:1,b:2/main", "coatcheck:throttle"),
         ),
         ("redis+sentinel://a:1/main", ("redis+sentinel://a:1/main", "coatcheck:throttle")),
+        ("redis+sentinel://a:1/XmainX/0", ("redis+sentinel://a:1/XmainX", "coatcheck:throttle")),
     ],
 )
 def test_the_counters_url_for_each_store_url_is_exact(
     store_url: str, expected: tuple[str, str]
 ) -> None:
     assert ratelimit_url_for(store_url) == expected
+
+
+def test_an_unusable_counters_url_is_refused_naming_only_its_scheme(tmp_path: Path) -> None:
+    settings = Settings.from_config(
+        {"COATCHECK_RATELIMIT_URL": "nosuch://user:secret@h/?next=a://b"},
+        instance_path=str(tmp_path),
+    )
+    with pytest.raises(ConfigurationError) as caught:
+        LoginThrottle.from_settings(settings)
+    assert str(caught.value) == (
+        "the login throttle cannot use a nosuch:// store (ConfigurationError); "
+        "set COATCHECK_RATELIMIT_URL to a storage URL of the limits library"
+    )
+
+
+def test_the_pair_limit_follows_the_settings(tmp_path: Path, clock: ManualClock) -> None:
+    settings = Settings.from_config(
+        {"COATCHECK_STORE_URL": "memory://", "COATCHECK_THROTTLE_ACCOUNT": "2/15 minutes"},
+        instance_path=str(tmp_path),
+    )
+    throttle = LoginThrottle.from_settings(settings, clock=clock)
+    for _ in range(2):
+        assert throttle.reserve("alice", "192.0.2.1") is None
+        throttle.failed("alice", "192.0.2.1")
+    refusal = throttle.reserve("alice", "192.0.2.1")
+    assert refusal is not None and refusal.scope == "pair"
+    throttle.close()
