@@ -187,3 +187,9 @@ def test_the_pair_limit_follows_the_settings(tmp_path: Path, clock: ManualClock)
     refusal = throttle.reserve("alice", "192.0.2.1")
     assert refusal is not None and refusal.scope == "pair"
     throttle.close()
+
+
+def test_a_storage_without_a_moving_window_is_refused() -> None:
+    with pytest.raises(TypeError) as caught:
+        LoginThrottle(object())  # type: ignore[arg-type]
+    assert str(caught.value) == "the login throttle needs a storage with a moving window"
