@@ -20,6 +20,7 @@ from coatcheck.auth.throttle import (
 from coatcheck.core.clock import ManualClock
 from coatcheck.core.errors import ConfigurationError
 from coatcheck.core.settings import Settings
+from coatcheck.stores.sqlite_throttle import SQLiteThrottleStorage
 
 NOW = 1_800_000_000.0
 
@@ -193,3 +194,15 @@ def test_a_storage_without_a_moving_window_is_refused() -> None:
     with pytest.raises(TypeError) as caught:
         LoginThrottle(object())  # type: ignore[arg-type]
     assert str(caught.value) == "the login throttle needs a storage with a moving window"
+
+
+def test_open_storage_reads_the_scheme_before_the_first_separator() -> None:
+    storage = open_storage("memory://?note=a://b")
+    assert isinstance(storage, SQLiteThrottleStorage) and storage.path == ":memory:"
+    storage.close()
+
+
+def test_an_asynchronous_storage_is_refused() -> None:
+    with pytest.raises(TypeError) as caught:
+        open_storage("async+memory://")
+    assert str(caught.value) == "the login throttle needs a synchronous storage"
