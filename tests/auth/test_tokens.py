@@ -1,0 +1,355 @@
+"""Token families with no app: exact records, claims, audit rows, errors and expiry times."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from coatcheck.auth import rotation
+from coatcheck.auth.client import Client
+from coatcheck.auth.services import Services
+from coatcheck.auth.stamps import STAMP
+from coatcheck.core.clock import ManualClock
+from coatcheck.core.errors import TokenError
+from coatcheck.core.records import RecordKind, SessionRecord
+from coatcheck.users import User
+
+PASSWORD = "correct horse battery"
+HERE = Client(ip="192.0.2.1", user_agent="test agent")
+NOW = 1_800_000_000.0
+DAY = 86400.0
+
+
+@pytest.fixture
+def alice(services: Services, clock: ManualClock) -> User:
+    clock.now = NOW
+    return services.accounts.create_user("alice", PASSWORD, roles=["b", "a", "b"])
+
+
+def _handle(pair: dict[str, Any]) -> str:
+    return str(pair["refresh_token"]).split(".")[0]
+
+
+def _family(services: Services, pair: dict[str, Any]) -> SessionRecord:
+    record = services.store.get(RecordKind.TOKEN_FAMILY.key(_handle(pair)))
+    assert record is not None
+    return record
+
+
+def _last_event(services: Services) -> Any:
+    return services.users.list_events(limit=1)[0]
+
+
+def _error(call: Any, *args: Any) -> str:
+    with pytest.raises(TokenError) as caught:
+        call(*args)
+    return str(caught.value)
+
+
+def test_issue_stores_the_family_exactly(services: Services, alice: User) -> None:
+    pair = services.tokens.issue(alice, 5, HERE)
+    handle, secret = str(pair["refresh_token"]).split(".")
+    family = _family(services, pair)
+    assert family.handle == handle and family.kind is RecordKind.TOKEN_FAMILY
+    assert family.user_id == str(alice.id)
+    assert (family.created_at, family.last_seen_at) == (NOW, NOW)
+    assert family.expires_at == NOW + 30 * DAY  # the idle lifetime comes first
+    assert family.meta == {
+        "username": "alice",
+        "roles": ["a", "b"],
+        STAMP: 5,
+        "born_at": NOW,
+        "ip": "192.0.2.1",
+        "user_agent": "test agent",
+    }
+    assert family.data == rotation.initial_fields(secret, NOW)
+
+
+def test_issue_answers_with_an_exact_pair(services: Services, alice: User) -> None:
+    pair = services.tokens.issue(alice, 0, HERE)
+    assert set(pair) == {"access_token", "token_type", "expires_in", "refresh_token"}
+    assert pair["token_type"] == "Bearer" and pair["expires_in"] == 900
+    claims, family = services.tokens.verify(pair["access_token"])
+    assert claims["sub"] == str(alice.id)
+    assert (claims["iat"], claims["exp"]) == (int(NOW), int(NOW) + 900)
+    assert claims["roles"] == ["a", "b"]
+    assert claims["fam"] == family.handle == _handle(pair)
+
+
+def test_issue_is_audited_with_the_family_as_session(services: Services, alice: User) -> None:
+    pair = services.tokens.issue(alice, 0, HERE)
+    event = _last_event(services)
+    assert event.event == "login_succeeded"
+    assert (event.user_id, event.username) == (alice.id, "alice")
+    assert (event.ip, event.user_agent) == ("192.0.2.1", "test agent")
+    assert event.session_handle == _handle(pair)
+    assert event.detail == {"via": "token", "family": _handle(pair)}
+
+
+def test_a_refresh_rotates_and_extends_the_family(
+    services: Services, alice: User, clock: ManualClock
+) -> None:
+    first = services.tokens.issue(alice, 0, HERE)
+    clock.advance(DAY)
+    second = services.tokens.refresh(first["refresh_token"], HERE)
+    assert _handle(second) == _handle(first)
+    family = _family(services, second)
+    assert family.last_seen_at == NOW + DAY
+    assert family.expires_at == NOW + DAY + 30 * DAY
+    claims, _ = services.tokens.verify(second["access_token"])
+    assert (claims["iat"], claims["exp"]) == (int(NOW + DAY), int(NOW + DAY) + 900)
+
+
+def test_a_family_ends_at_its_absolute_lifetime_however_often_refreshed(
+    services: Services, alice: User, clock: ManualClock
+) -> None:
+    pair = services.tokens.issue(alice, 0, HERE)
+    for _ in range(3):
+        clock.advance(29 * DAY)
+        pair = services.tokens.refresh(pair["refresh_token"], HERE)
+    assert _family(services, pair).expires_at == NOW + 90 * DAY
+
+
+def test_a_family_from_before_born_at_counts_its_lifetime_from_the_refresh(
+    services: Services, alice: User, clock: ManualClock
+) -> None:
+    pair = services.tokens.issue(alice, 0, HERE)
+    family = _family(services, pair)
+    del family.meta["born_at"]
+    services.store.save(family, set(), changed_meta={"born_at"})
+    clock.advance(DAY)
+    pair = services.tokens.refresh(pair["refresh_token"], HERE)
+    assert _family(services, pair).expires_at == NOW + DAY + 30 * DAY
+
+
+def test_a_refresh_carries_the_users_roles_and_name_into_the_family(
+    services: Services, alice: User
+) -> None:
+    pair = services.tokens.issue(alice, 0, HERE)
+    services.user_loader = lambda user_id: SimpleNamespace(
+        id=alice.id, username="alicia", roles=("z", "y", "z")
+    )
+    pair = services.tokens.refresh(pair["refresh_token"], HERE)
+    family = _family(services, pair)
+    assert family.meta["roles"] == ["y", "z"] and family.meta["username"] == "alicia"
+    claims, _ = services.tokens.verify(pair["access_token"])
+    assert claims["roles"] == ["y", "z"]
+
+
+def test_a_replay_answers_with_todays_roles(
+    services: Services, alice: User, clock: ManualClock
+) -> None:
+    first = services.tokens.issue(alice, 0, HERE)
+    second = services.tokens.refresh(first["refresh_token"], HERE)
+    services.users.set_roles(alice.id, ["c"])  # no stamp moved: a plain edit
+    clock.advance(services.settings.rotation_grace)
+    replay = services.tokens.refresh(first["refresh_token"], HERE)
+    assert replay["refresh_token"] == second["refresh_token"]
+    claims, _ = services.tokens.verify(replay["access_token"])
+    assert claims["roles"] == ["c"]
+
+
+def test_a_user_loaded_without_a_disabled_flag_is_active(services: Services, alice: User) -> None:
+    pair = services.tokens.issue(alice, 0, HERE)
+    services.user_loader = lambda user_id: SimpleNamespace(id=alice.id, username="alice", roles=())
+    assert services.tokens.refresh(pair["refresh_token"], HERE)["refresh_token"]
+
+
+def test_a_family_born_before_a_revocation_is_refused_and_ended(
+    services: Services, alice: User
+) -> None:
+    pair = services.tokens.issue(alice, 0, HERE)
+    services.stamps.bump(alice.id)
+    error = _error(services.tokens.refresh, pair["refresh_token"])
+    assert error == "the token's family was revoked"
+    assert services.store.get(RecordKind.TOKEN_FAMILY.key(_handle(pair))) is None
+
+
+@pytest.mark.parametrize("gone", [False, True])
+def test_a_disabled_or_gone_user_ends_the_family(
+    services: Services, alice: User, gone: bool
+) -> None:
+    pair = services.tokens.issue(alice, 0, HERE)
+    if gone:
+        services.user_loader = lambda user_id: None
+    else:
+        services.users.set_disabled(alice.id, True)  # the stamp stays: the user decides
+    error = _error(services.tokens.refresh, pair["refresh_token"])
+    assert error == "the token's user is disabled or gone"
+    assert services.store.get(RecordKind.TOKEN_FAMILY.key(_handle(pair))) is None
+
+
+def test_a_reused_refresh_token_ends_the_family_and_is_audited(
+    services: Services, alice: User, clock: ManualClock
+) -> None:
+    first = services.tokens.issue(alice, 0, HERE)
+    services.tokens.refresh(first["refresh_token"], HERE)
+    clock.advance(services.settings.rotation_grace + 1)
+    thief = Client(ip="203.0.113.9", user_agent="thief")
+    error = _error(services.tokens.refresh, first["refresh_token"], thief)
+    assert error == "refresh token reused: its family is revoked"
+    assert services.store.get(RecordKind.TOKEN_FAMILY.key(_handle(first))) is None
+    event = _last_event(services)
+    assert event.event == "refresh_token_reuse"
+    assert (event.user_id, event.username) == (alice.id, "alice")
+    assert (event.ip, event.user_agent) == ("203.0.113.9", "thief")
+    assert event.detail == {"family": _handle(first)}
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        "a" * 43,
+        "0" * 32 + "." + "a" * 42,
+        "0" * 32 + ".",
+        "0" * 31 + "." + "a" * 43,
+        "0" * 32 + "." + "a" * 43 + ".x",
+        "",
+    ],
+)
+def test_a_malformed_refresh_token_is_refused_before_the_store(
+    services: Services, token: str
+) -> None:
+    assert _error(services.tokens.refresh, token) == "not a refresh token"
+
+
+def test_a_refresh_token_with_a_bad_secret_leaves_its_family_alone(
+    services: Services, alice: User
+) -> None:
+    pair = services.tokens.issue(alice, 0, HERE)
+    forged = _handle(pair) + ".short"
+    assert _error(services.tokens.refresh, forged) == "not a refresh token"
+    assert services.tokens.refresh(pair["refresh_token"], HERE)["refresh_token"]
+
+
+def test_an_unknown_refresh_token_is_refused(services: Services) -> None:
+    token = "0" * 32 + "." + "a" * 43
+    assert _error(services.tokens.refresh, token) == "unknown, expired or revoked refresh token"
+
+
+def test_a_family_ends_exactly_at_its_expiry(
+    services: Services, alice: User, clock: ManualClock
+) -> None:
+    pair = services.tokens.issue(alice, 0, HERE)
+    family = _family(services, pair)
+    family.expires_at = NOW + 10
+    services.store.save(family)
+    clock.advance(10)
+    error = _error(services.tokens.refresh, pair["refresh_token"])
+    assert error == "unknown, expired or revoked refresh token"
+    assert _error(services.tokens.verify, pair["access_token"]) == "the token's family is revoked"
+
+
+def test_verify_refuses_a_token_of_an_ended_family(services: Services, alice: User) -> None:
+    pair = services.tokens.issue(alice, 0, HERE)
+    services.tokens.end(_handle(pair))
+    assert _error(services.tokens.verify, pair["access_token"]) == "the token's family is revoked"
+
+
+def test_verify_refuses_a_token_born_before_a_revocation(services: Services, alice: User) -> None:
+    pair = services.tokens.issue(alice, 0, HERE)
+    services.stamps.bump(alice.id)
+    assert _error(services.tokens.verify, pair["access_token"]) == "the token's family was revoked"
+
+
+def test_a_revoked_access_token_is_refused_and_its_family_lives_on(
+    services: Services, alice: User
+) -> None:
+    first = services.tokens.issue(alice, 0, HERE)
+    services.tokens.revoke(first["access_token"], HERE)
+    assert _error(services.tokens.verify, first["access_token"]) == "the token is revoked"
+    claims = services.token_signer.verify(first["access_token"])
+    family = _family(services, first)
+    assert family.data["x:" + claims["jti"]] == json.dumps(claims["exp"])
+    assert set(rotation.FIELDS) <= set(family.data)
+    second = services.tokens.refresh(first["refresh_token"], HERE)
+    assert services.tokens.verify(second["access_token"])[1].handle == _handle(first)
+
+
+def test_revoking_an_expired_access_token_still_records_it(
+    services: Services, alice: User, clock: ManualClock
+) -> None:
+    pair = services.tokens.issue(alice, 0, HERE)
+    clock.advance(DAY)
+    services.tokens.revoke(pair["access_token"], HERE)
+    claims = services.token_signer.verify(pair["access_token"], verify_exp=False)
+    assert "x:" + claims["jti"] in _family(services, pair).data
+
+
+def test_revoked_access_token_ids_are_forgotten_once_they_expire(
+    services: Services, alice: User, clock: ManualClock
+) -> None:
+    first = services.tokens.issue(alice, 0, HERE)
+    services.tokens.revoke(first["access_token"], HERE)
+    exp = services.token_signer.verify(first["access_token"])["exp"]
+    jti = "x:" + services.token_signer.verify(first["access_token"])["jti"]
+    clock.now = exp  # not yet past its exp: kept
+    second = services.tokens.refresh(first["refresh_token"], HERE)
+    services.tokens.revoke(second["access_token"], HERE)
+    assert jti in _family(services, first).data
+    clock.now = exp + 0.5
+    third = services.tokens.refresh(second["refresh_token"], HERE)
+    services.tokens.revoke(third["access_token"], HERE)
+    data = _family(services, first).data
+    assert jti not in data
+    assert sorted(k for k in data if k.startswith("x:")) == sorted(
+        "x:" + services.token_signer.verify(p["access_token"], verify_exp=False)["jti"]
+        for p in (second, third)
+    )
+
+
+def test_revoking_a_refresh_token_ends_its_family_and_is_audited(
+    services: Services, alice: User
+) -> None:
+    pair = services.tokens.issue(alice, 0, HERE)
+    services.tokens.revoke(pair["refresh_token"], HERE)
+    assert services.store.get(RecordKind.TOKEN_FAMILY.key(_handle(pair))) is None
+    event = _last_event(services)
+    assert event.event == "session_revoked"
+    assert event.user_id == alice.id
+    assert (event.ip, event.user_agent) == ("192.0.2.1", "test agent")
+    assert event.detail == {"family": _handle(pair)}
+
+
+def test_revoking_tokens_of_an_ended_family_is_ignored(services: Services, alice: User) -> None:
+    pair = services.tokens.issue(alice, 0, HERE)
+    services.tokens.end(_handle(pair))
+    events = services.users.count_events()
+    services.tokens.revoke(pair["access_token"], HERE)
+    services.tokens.revoke(pair["refresh_token"], HERE)
+    assert services.users.count_events() == events
+
+
+def test_restamp_moves_only_the_stamp_of_a_family(services: Services, alice: User) -> None:
+    pair = services.tokens.issue(alice, 0, HERE)
+    before = _family(services, pair)
+    services.tokens.restamp(_handle(pair), 42)
+    after = _family(services, pair)
+    assert after.meta == {**before.meta, STAMP: 42}
+    assert after.data == before.data
+    services.tokens.restamp("0" * 32, 42)  # unknown: nothing to do
+
+
+def test_restamp_never_undoes_a_refresh_or_revives_an_ended_family(
+    services: Services, alice: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pair = services.tokens.issue(alice, 0, HERE)
+    stale = _family(services, pair)
+    store = services.store
+    real_get = store.get
+    second = services.tokens.refresh(pair["refresh_token"], HERE)
+    monkeypatch.setattr(store, "get", lambda key: dataclasses.replace(stale, meta=dict(stale.meta)))
+    services.tokens.restamp(_handle(pair), 42)  # read before the refresh, written after
+    monkeypatch.setattr(store, "get", real_get)
+    family = _family(services, second)
+    assert family.meta[STAMP] == 42
+    assert services.tokens.refresh(second["refresh_token"], HERE)["refresh_token"]
+    services.tokens.end(_handle(pair))
+    monkeypatch.setattr(store, "get", lambda key: dataclasses.replace(stale, meta=dict(stale.meta)))
+    services.tokens.restamp(_handle(pair), 43)  # read before the end, written after
+    monkeypatch.setattr(store, "get", real_get)
+    assert store.get(RecordKind.TOKEN_FAMILY.key(_handle(pair))) is None
