@@ -148,13 +148,6 @@ def test_a_damaged_stamp_is_moved_to_the_time(services: Services, stamps: Stamps
     assert stamps.bump("7") == (0, 1_800_000_000_250)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=StoreUnavailable,
-    reason="bump() expects the missing number to be stored as '' (stored.data.get('n', '')), "
-    "which no store's compare-and-set matches: a stamp record without its number can "
-    "never be moved, so the user can be neither disabled nor logged out everywhere",
-)
 def test_a_stamp_record_without_its_number_can_still_be_moved(
     services: Services, stamps: Stamps
 ) -> None:

@@ -73,6 +73,10 @@ class Stamps:
             now = self.clock()
             floor = math.floor(now * 1000)
             stored = self.store.get(key)
+            if stored is not None and _FIELD not in stored.data:
+                # Damaged (no number to compare and set): start it again, higher.
+                self.store.delete(key)
+                continue
             if stored is None:
                 record = SessionRecord(
                     key=key,
