@@ -17,7 +17,7 @@ from ..core.errors import StoreUnavailable
 from ..core.ids import is_session_id, new_session_id, store_key
 from ..core.records import RecordKind, SessionRecord
 from ..stores.base import merge
-from .stamps import is_current
+from .stamps import is_current, stamp_value
 
 if TYPE_CHECKING:
     from .services import Services
@@ -46,13 +46,16 @@ class Sessions:
             return None
         services = self.services
         key = store_key(session_id)
-        record = services.store.get(key)
+        # The session and its user's stamp, read together (one freshness check).
+        record, stamp = services.store.get_pair(key, _stamp_key)
         if record is None:
             return None
         if services.lifetimes.is_expired(record, services.clock()):
             services.store.delete(key)
             return None
-        if record.kind is not RecordKind.SESSION or not self.is_current(record):
+        if record.kind is not RecordKind.SESSION:
+            return None
+        if record.user_id is not None and not is_current(record.meta, stamp_value(stamp)):
             return None
         return record
 
@@ -154,6 +157,10 @@ class Sessions:
             store.delete(record.key)
             return SessionOutcome(delete=True)
         return SessionOutcome(set_id=session_id, record=record)
+
+
+def _stamp_key(record: SessionRecord) -> str | None:
+    return RecordKind.STAMP.key(record.user_id) if record.user_id is not None else None
 
 
 @dataclass

@@ -50,8 +50,7 @@ class Stamps:
 
     def read(self, user_id: str | int) -> int | None:
         """Return the user's stamp, or ``None`` if there is no stamp record."""
-        record = self.store.get(RecordKind.STAMP.key(str(user_id)))
-        return _value(record) if record is not None else None
+        return stamp_value(self.store.get(RecordKind.STAMP.key(str(user_id))))
 
     def current(self, user_id: str | int) -> int:
         """Return the stamp a login of the user is born under now (0 if it never moved)."""
@@ -101,6 +100,11 @@ class Stamps:
             if self.store.save(update, {_FIELD}, expect=(_FIELD, stored.data.get(_FIELD, ""))):
                 return previous, value
         raise StoreUnavailable("the revocation stamp could not be moved (too much contention)")
+
+
+def stamp_value(record: SessionRecord | None) -> int | None:
+    """Return the stamp a stamp record holds, or ``None`` for no record."""
+    return _value(record) if record is not None else None
 
 
 def born_under(meta: Mapping[str, Any]) -> int:

@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import importlib
 from abc import ABC, abstractmethod
-from collections.abc import Set
+from collections.abc import Callable, Set
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -77,6 +77,22 @@ class SessionStore(ABC):
     @abstractmethod
     def get(self, key: str) -> SessionRecord | None:
         """Return the record stored under ``key``, or ``None``."""
+
+    def get_pair(
+        self, key: str, then: Callable[[SessionRecord], str | None]
+    ) -> tuple[SessionRecord | None, SessionRecord | None]:
+        """Return the record under ``key`` and the one under ``then(record)``.
+
+        For reads that go together (a session and its user's revocation stamp):
+        a store may answer both from one check of its read cache's freshness,
+        as of the moment of the first read. ``then`` returning ``None`` reads no
+        second record. The default is two :meth:`get` calls.
+        """
+        first = self.get(key)
+        if first is None:
+            return None, None
+        second_key = then(first)
+        return first, (self.get(second_key) if second_key is not None else None)
 
     @abstractmethod
     def save(

@@ -16,7 +16,7 @@ import json
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator, Set
+from collections.abc import Callable, Iterator, Set
 from pathlib import Path
 from typing import Any
 
@@ -138,19 +138,43 @@ class SQLiteSessionStore(SessionStore):
 
     def get(self, key: str) -> SessionRecord | None:
         with self._db() as conn:
-            cache: dict[str, tuple[Any, ...] | None] = self._local.cache
-            version = conn.execute("PRAGMA data_version").fetchone()[0]
-            if version != self._local.version:
-                cache.clear()
-                self._local.version = version
-            if key in cache:
-                row = cache[key]
-            else:
-                row = conn.execute(_SELECT + "WHERE key = ?", (key,)).fetchone()
-                if len(cache) >= _CACHE_ENTRIES:
-                    del cache[next(iter(cache))]  # the oldest entry
-                cache[key] = row
+            row = self._row(conn, self._fresh_cache(conn), key)
         return _record(row) if row is not None else None
+
+    def get_pair(
+        self, key: str, then: Callable[[SessionRecord], str | None]
+    ) -> tuple[SessionRecord | None, SessionRecord | None]:
+        """Read both records after one check of ``PRAGMA data_version``."""
+        with self._db() as conn:
+            cache = self._fresh_cache(conn)
+            row = self._row(conn, cache, key)
+            if row is None:
+                return None, None
+            first = _record(row)
+            second_key = then(first)
+            second = self._row(conn, cache, second_key) if second_key is not None else None
+        return first, (_record(second) if second is not None else None)
+
+    def _fresh_cache(self, conn: sqlite3.Connection) -> dict[str, tuple[Any, ...] | None]:
+        """Return this connection's read cache, emptied if any connection committed since."""
+        cache: dict[str, tuple[Any, ...] | None] = self._local.cache
+        version = conn.execute("PRAGMA data_version").fetchone()[0]
+        if version != self._local.version:
+            cache.clear()
+            self._local.version = version
+        return cache
+
+    @staticmethod
+    def _row(
+        conn: sqlite3.Connection, cache: dict[str, tuple[Any, ...] | None], key: str
+    ) -> tuple[Any, ...] | None:
+        if key in cache:
+            return cache[key]
+        row: tuple[Any, ...] | None = conn.execute(_SELECT + "WHERE key = ?", (key,)).fetchone()
+        if len(cache) >= _CACHE_ENTRIES:
+            del cache[next(iter(cache))]  # the oldest entry
+        cache[key] = row
+        return row
 
     def save(
         self,

@@ -81,6 +81,26 @@ class SessionStoreContract:
     def test_get_missing_is_none(self, store: SessionStore) -> None:
         assert store.get(RecordKind.SESSION.key(new_session_id())) is None
 
+    def test_get_pair_reads_a_record_and_the_one_it_names(
+        self, store: SessionStore, clock: ManualClock
+    ) -> None:
+        first, second = make_record(clock, "7", x='"1"'), make_record(clock, y='"2"')
+        store.save(first)
+        store.save(second)
+        pair = store.get_pair(first.key, lambda record: second.key)
+        assert pair[0] is not None and pair[0].data == {"x": '"1"'}
+        assert pair[1] is not None and pair[1].data == {"y": '"2"'}
+        assert store.get_pair(first.key, lambda record: None) == (pair[0], None)
+        assert store.get_pair(first.key, lambda record: "0" * 64)[1] is None
+        asked: list[SessionRecord] = []
+
+        def then(record: SessionRecord) -> str:
+            asked.append(record)
+            return first.key
+
+        assert store.get_pair("0" * 64, then) == (None, None)
+        assert asked == []  # no first record: nothing else is read
+
     def test_save_then_get_round_trips(self, store: SessionStore, clock: ManualClock) -> None:
         record = make_record(clock, user_id="7", greeting='"hello"', count="3")
         assert store.save(record) is True
