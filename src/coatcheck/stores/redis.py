@@ -49,9 +49,10 @@ and logout.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import math
-from collections.abc import Iterable, Iterator, Set
+from collections.abc import Callable, Iterable, Iterator, Set
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -65,6 +66,9 @@ from . import redis_scripts
 from .base import SessionStore, check_record, check_save_arguments, legacy_kind
 from .redis_cache import TrackedReadCache
 from .redis_urls import client_options, cluster_client, sentinel_master
+
+#: Decoded records kept beside the read cache's hashes, at most.
+_DECODES = 50_000
 
 _DATA = "d:"
 _META = "m:"
@@ -93,6 +97,8 @@ class RedisSessionStore(SessionStore):
         self.cache: TrackedReadCache | None = None
         if client_cache and isinstance(client, redis.Redis) and sentinel is None:
             self.cache = TrackedReadCache(client, f"{prefix}s:")
+        #: Decoded records beside the read cache's hashes (see :meth:`_decoded`).
+        self._decodes: dict[str, tuple[dict[str, str], SessionRecord]] = {}
         self._save = client.register_script(redis_scripts.SAVE)
         self._update = client.register_script(redis_scripts.UPDATE)
         self._add = client.register_script(redis_scripts.ADD)
@@ -151,7 +157,44 @@ class RedisSessionStore(SessionStore):
             fields: dict[str, str] = (
                 cache.get(name) if cache else self.client.hgetall(name)  # type: ignore[assignment]
             )
-        return _record(key, fields) if fields else None
+        return self._decoded(key, fields)
+
+    def get_pair(
+        self, key: str, then: Callable[[SessionRecord], str | None]
+    ) -> tuple[SessionRecord | None, SessionRecord | None]:
+        """Read both records with one freshness check of the read cache."""
+        cache = self.cache
+        if cache is None:
+            return super().get_pair(key, then)
+        with _unavailable():
+            first = self._decoded(key, cache.get(self._session_key(key)))
+            if first is None:
+                return None, None
+            second_key = then(first)
+            if second_key is None:
+                return first, None
+            fields = cache.get_after(self._session_key(second_key))
+        return first, self._decoded(second_key, fields)
+
+    def _decoded(self, key: str, fields: dict[str, str]) -> SessionRecord | None:
+        """Return the record ``fields`` hold, decoding each cached hash once.
+
+        A cache hit returns the very same ``fields`` object, so its decoded
+        record is kept beside it; callers get their own copy to change.
+        """
+        if not fields:
+            return None
+        kept = self._decodes.get(key)
+        if kept is None or kept[0] is not fields:
+            record = _record(key, fields)
+            if self.cache is not None:
+                if len(self._decodes) >= _DECODES:
+                    with contextlib.suppress(KeyError, RuntimeError, StopIteration):
+                        del self._decodes[next(iter(self._decodes))]  # the oldest entry
+                self._decodes[key] = (fields, record)
+        else:
+            record = kept[1]
+        return dataclasses.replace(record, data=dict(record.data), meta=dict(record.meta))
 
     def save(
         self,

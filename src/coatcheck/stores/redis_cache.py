@@ -94,6 +94,22 @@ class TrackedReadCache:
                 self._keep(name, fields)
         return fields
 
+    def get_after(self, name: str) -> dict[str, str]:
+        """Return the fields of ``name`` right after a :meth:`get` of another key.
+
+        A cached copy is served without a new drain or liveness check: it is
+        exact as of that :meth:`get` (which drained, and either saw Redis answer
+        or dropped the whole cache), so the two reads hold together as of one
+        moment. Anything not cached is read as :meth:`get` reads it.
+        """
+        with self._lock:
+            cached = self._entries.get(name)
+            if cached is not None:
+                return cached
+            if name in self._misses:
+                return {}
+        return self.get(name)
+
     def _holds(self, name: str) -> bool:
         return name in self._entries or name in self._misses
 

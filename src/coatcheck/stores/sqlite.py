@@ -12,6 +12,7 @@ own writes drop its cache.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import sqlite3
@@ -98,7 +99,7 @@ class SQLiteSessionStore(SessionStore):
         conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute("PRAGMA mmap_size = 268435456")  # reads from the page cache, not read()
         self._local.conn, self._local.pid = conn, os.getpid()
-        self._local.cache, self._local.version = {}, None
+        self._local.cache, self._local.version, self._local.decoded = {}, None, {}
         with self._schema_lock:
             if not self._schema_ready:
                 _prepare_schema(conn)
@@ -139,7 +140,7 @@ class SQLiteSessionStore(SessionStore):
     def get(self, key: str) -> SessionRecord | None:
         with self._db() as conn:
             row = self._row(conn, self._fresh_cache(conn), key)
-        return _record(row) if row is not None else None
+        return self._decoded(key, row)
 
     def get_pair(
         self, key: str, then: Callable[[SessionRecord], str | None]
@@ -150,10 +151,32 @@ class SQLiteSessionStore(SessionStore):
             row = self._row(conn, cache, key)
             if row is None:
                 return None, None
-            first = _record(row)
+            first = self._decoded(key, row)
+            assert first is not None  # noqa: S101 - a row decodes to a record
             second_key = then(first)
-            second = self._row(conn, cache, second_key) if second_key is not None else None
-        return first, (_record(second) if second is not None else None)
+            if second_key is None:
+                return first, None
+            second = self._row(conn, cache, second_key)
+        return first, self._decoded(second_key, second)
+
+    def _decoded(self, key: str, row: tuple[Any, ...] | None) -> SessionRecord | None:
+        """Return the record ``row`` holds, decoding each cached row once (per thread).
+
+        A cache hit returns the very same row object, so its decoded record is
+        kept beside it; callers get their own copy to change.
+        """
+        if row is None:
+            return None
+        decoded: dict[str, tuple[tuple[Any, ...], SessionRecord]] = self._local.decoded
+        kept = decoded.get(key)
+        if kept is None or kept[0] is not row:
+            record = _record(row)
+            if len(decoded) >= _CACHE_ENTRIES:
+                del decoded[next(iter(decoded))]  # the oldest entry
+            decoded[key] = (row, record)
+        else:
+            record = kept[1]
+        return dataclasses.replace(record, data=dict(record.data), meta=dict(record.meta))
 
     def _fresh_cache(self, conn: sqlite3.Connection) -> dict[str, tuple[Any, ...] | None]:
         """Return this connection's read cache, emptied if any connection committed since."""
