@@ -179,7 +179,7 @@ def _plain_http() -> dict[str, object]:
     return {"plain_http": plain_http_drops_cookies()}
 
 
-@blueprint.before_app_request
+@blueprint.before_request
 def _warn_plain_http() -> None:
     app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
     if app not in _warned_plain_http and plain_http_drops_cookies():
