@@ -21,7 +21,7 @@ from ..users import models as events
 from . import rotation
 from .client import NO_CLIENT, Client
 from .sessions import SERIES_KEY
-from .stamps import STAMP, born_under, is_current
+from .stamps import STAMP, born_under
 
 if TYPE_CHECKING:
     from .services import Services
@@ -98,15 +98,11 @@ class RememberSeries:
         if record is None or record.kind is not RecordKind.REMEMBER or record.expires_at <= now:
             return None
         user_id = record.user_id or ""
-        stamp = services.stamps.read(user_id)
-        if not is_current(record.meta, stamp):
-            # Born before a revocation: dead; unless a change of roles carried it
-            # over between the two reads.
-            again = services.store.get(record.key)
-            if again is None or not is_current(again.meta, stamp):
-                self._end(record)
-                return None
-            record = again
+        alive, _ = services.stamps.alive(record)
+        if alive is None:  # born before a revocation
+            self._end(record)
+            return None
+        record = alive
         outcome = rotation.consume(
             services.store,
             record,

@@ -52,6 +52,20 @@ class Stamps:
         """Return the user's stamp, or ``None`` if there is no stamp record."""
         return stamp_value(self.store.get(RecordKind.STAMP.key(str(user_id))))
 
+    def alive(self, record: SessionRecord) -> tuple[SessionRecord | None, int | None]:
+        """Return ``record`` if it lives under its user's stamp (and that stamp).
+
+        The stamp is read first, so what the caller reads of the user next
+        cannot be older than it. A record that looks born before a revocation
+        is read once more: a change of roles may have carried it over to the
+        new stamp between the two reads. ``None``: the record is dead.
+        """
+        stamp = self.read(record.user_id or "")
+        if is_current(record.meta, stamp):
+            return record, stamp
+        again = self.store.get(record.key)
+        return (again if again is not None and is_current(again.meta, stamp) else None), stamp
+
     def current(self, user_id: str | int) -> int:
         """Return the stamp a login of the user is born under now (0 if it never moved)."""
         return self.read(user_id) or 0

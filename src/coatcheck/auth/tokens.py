@@ -95,14 +95,11 @@ class TokenFamilies:
         family_id, secret = _parse(refresh_token)
         family = self._live(RecordKind.TOKEN_FAMILY.key(family_id), now)
         user_id = family.user_id or ""
-        stamp = services.stamps.read(user_id)  # before the user: a racing revocation wins
-        if not is_current(family.meta, stamp):
-            # Unless a change of roles carried it over between the two reads.
-            again = services.store.get(family.key)
-            if again is None or not is_current(again.meta, stamp):
-                services.store.delete(family.key)
-                raise TokenError("the token's family was revoked")
-            family = again
+        alive, _ = services.stamps.alive(family)  # before the user: a racing revocation wins
+        if alive is None:
+            services.store.delete(family.key)
+            raise TokenError("the token's family was revoked")
+        family = alive
         user = services.load_user(user_id)
         if user is None or getattr(user, "disabled", False):
             services.store.delete(family.key)
