@@ -347,3 +347,24 @@ def test_carrying_never_undoes_a_use_or_revives_an_ended_series(
     services.devices._carry({issued.key}, stamp, [])  # read before the end, written after
     monkeypatch.setattr(store, "get", real_get)
     assert store.get(issued.key) is None
+
+
+def test_a_use_racing_a_logout_is_no_theft(
+    services: Services, user_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    issued = services.remember.issue(user_id, 0, HERE)
+    other = _session(services, user_id, None)
+    store, real_save = services.store, services.store.save
+
+    def logout_first(record: SessionRecord, *args: object, **kwargs: object) -> bool:
+        store.delete(record.key)  # the owner's logout lands between the read and the write
+        return real_save(record, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(store, "save", logout_first)
+    events = services.users.count_events()
+    assert services.remember.use(issued.cookie, HERE) is None
+    monkeypatch.undo()
+    assert store.get(issued.key) is None
+    assert store.get(other) is not None  # no theft: the user's other devices live on
+    assert services.stamps.read(user_id) is None
+    assert services.users.count_events() == events

@@ -407,3 +407,27 @@ def test_carrying_never_undoes_a_refresh_or_revives_an_ended_family(
     services.devices._carry({stale.key}, stamp, ["r"])  # read before the end, written after
     monkeypatch.setattr(store, "get", real_get)
     assert store.get(stale.key) is None
+
+
+def test_a_refresh_racing_a_revocation_is_no_reuse(
+    services: Services, alice: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pair = services.tokens.issue(alice, 0, HERE)
+    other = services.tokens.issue(alice, 0, HERE)
+    store, real_save = services.store, services.store.save
+    deleted: list[str] = []
+
+    def revoke_first(record: SessionRecord, *args: object, **kwargs: object) -> bool:
+        store.delete(record.key)  # the revocation lands between the read and the write
+        monkeypatch.setattr(store, "delete", deleted.append)
+        return real_save(record, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(store, "save", revoke_first)
+    events = services.users.count_events()
+    assert _error(services.tokens.refresh, pair["refresh_token"], HERE) == (
+        "the token's family was revoked"
+    )
+    monkeypatch.undo()
+    assert deleted == [] and services.users.count_events() == events
+    assert services.stamps.read(alice.id) is None
+    assert services.tokens.refresh(other["refresh_token"], HERE)["refresh_token"]
