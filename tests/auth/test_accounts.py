@@ -9,6 +9,7 @@ import pytest
 from coatcheck.auth.client import Client
 from coatcheck.auth.devices import Device
 from coatcheck.auth.services import Services
+from coatcheck.auth.stamps import STAMP
 from coatcheck.core.clock import ManualClock
 from coatcheck.core.errors import InvalidCredentials, PasswordRejected, Throttled
 from coatcheck.core.records import RecordKind
@@ -127,14 +128,26 @@ def test_change_password_ends_every_other_device_and_is_audited(
 ) -> None:
     mine = services.tokens.issue(alice, 0, HERE)
     theirs = services.tokens.issue(alice, 0, HERE)
-    handle = mine["refresh_token"].split(".")[0]
+    key = RecordKind.TOKEN_FAMILY.key(mine["refresh_token"].split(".")[0])
     stamp = services.accounts.change_password(
-        "alice", PASSWORD, NEW_PASSWORD, keep=Device(family_handle=handle), client=HERE
+        "alice", PASSWORD, NEW_PASSWORD, keep=Device(family_key=key), client=HERE
     )
-    assert stamp == services.stamps.current(alice.id)
+    assert stamp is not None and stamp == services.stamps.current(alice.id)
     assert services.accounts.authenticate("alice", NEW_PASSWORD, HERE).stamp == stamp
-    assert [r.handle for r in services.store.list_by_user(str(alice.id))] == [handle]
-    assert services.store.get(RecordKind.TOKEN_FAMILY.key(theirs["refresh_token"][:32])) is None
+    assert [r.key for r in services.store.list_by_user(str(alice.id))] == [key]
+    kept = services.store.get(key)
+    assert kept is not None and kept.meta[STAMP] == stamp
+    assert services.tokens.refresh(mine["refresh_token"], HERE)["refresh_token"]
+    their_key = RecordKind.TOKEN_FAMILY.key(theirs["refresh_token"].split(".")[0])
+    assert services.store.get(their_key) is None
+    _audited(services, "password_changed", alice, HERE)
+
+
+def test_change_password_keeping_nothing_returns_no_stamp(services: Services, alice: User) -> None:
+    services.tokens.issue(alice, 0, HERE)
+    assert services.accounts.change_password("alice", PASSWORD, NEW_PASSWORD, client=HERE) is None
+    assert services.stamps.current(alice.id) > 0
+    assert services.store.list_by_user(str(alice.id)) == []
     _audited(services, "password_changed", alice, HERE)
 
 

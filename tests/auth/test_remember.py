@@ -12,8 +12,9 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from coatcheck.auth import rotation
 from coatcheck.auth.client import Client
-from coatcheck.auth.remember import SERIES_KEY, Issued
+from coatcheck.auth.remember import Issued
 from coatcheck.auth.services import Services
+from coatcheck.auth.sessions import SERIES_KEY
 from coatcheck.auth.stamps import STAMP
 from coatcheck.core.clock import ManualClock
 from coatcheck.core.ids import is_session_id, new_handle, new_session_id, store_key
@@ -69,11 +70,12 @@ def test_issue_stores_the_series_exactly(services: Services, user_id: str) -> No
 def test_a_use_rotates_and_logs_in_with_a_new_session(
     services: Services, user_id: str, clock: ManualClock
 ) -> None:
-    issued = services.remember.issue(user_id, 5, HERE)
+    _, stamp = services.stamps.bump(user_id)
+    issued = services.remember.issue(user_id, stamp, HERE)
     clock.advance(100.5)
     login = services.remember.use(issued.cookie, HERE)
     assert login is not None
-    assert (login.user_id, login.key, login.stamp) == (user_id, issued.key, 5)
+    assert (login.user_id, login.key, login.stamp) == (user_id, issued.key, stamp)
     assert login.replayed is False
     assert login.max_age == int(LIFETIME - 100.5)
     assert is_session_id(login.session_id)
@@ -87,13 +89,14 @@ def test_a_use_rotates_and_logs_in_with_a_new_session(
 def test_the_previous_cookie_within_the_grace_window_gets_the_same_login(
     services: Services, user_id: str, clock: ManualClock
 ) -> None:
-    issued = services.remember.issue(user_id, 5, HERE)
+    _, stamp = services.stamps.bump(user_id)
+    issued = services.remember.issue(user_id, stamp, HERE)
     first = services.remember.use(issued.cookie, HERE)
     clock.advance(services.settings.rotation_grace)
     again = services.remember.use(issued.cookie, HERE)
     assert first is not None and again is not None
     assert again.replayed is True
-    assert (again.session_id, again.key, again.stamp) == (first.session_id, first.key, 5)
+    assert (again.session_id, again.key, again.stamp) == (first.session_id, first.key, stamp)
     assert _series(services, again.cookie) == _series(services, first.cookie)
 
 
@@ -142,6 +145,61 @@ def test_a_series_born_before_a_revocation_ends_with_its_sessions(
     assert services.store.get(linked) is None
 
 
+def test_a_series_born_under_a_stamp_that_was_lost_stays_dead(
+    services: Services, user_id: str
+) -> None:
+    _, stamp = services.stamps.bump(user_id)
+    issued = services.remember.issue(user_id, stamp, HERE)
+    linked = _session(services, user_id, issued.key)
+    services.store.delete(RecordKind.STAMP.key(user_id))  # evicted, lost in a failover
+    assert services.remember.use(issued.cookie, HERE) is None
+    assert services.store.get(issued.key) is None
+    assert services.store.get(linked) is None
+
+
+def test_a_series_carried_over_between_the_two_reads_logs_in(
+    services: Services, user_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    issued = services.remember.issue(user_id, 0, HERE)
+    linked = _session(services, user_id, issued.key)
+    real_read = services.stamps.read
+    carried: list[int] = []
+
+    def read_after_a_role_change(uid: str | int) -> int | None:
+        if not carried:  # the change lands between the series' read and the stamp's
+            carried.append(services.devices.carry_over(user_id, ["admin"]))
+        return real_read(uid)
+
+    monkeypatch.setattr(services.stamps, "read", read_after_a_role_change)
+    login = services.remember.use(issued.cookie, HERE)
+    assert login is not None and login.replayed is False
+    assert (login.key, login.stamp) == (issued.key, carried[0])
+    record = services.store.get(issued.key)
+    assert record is not None and record.meta[STAMP] == carried[0] and "roles" not in record.meta
+    assert services.store.get(linked) is not None
+
+
+def test_a_series_still_stale_on_the_second_read_ends(
+    services: Services, user_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    issued = services.remember.issue(user_id, 0, HERE)
+    linked = _session(services, user_id, issued.key)
+    services.stamps.bump(user_id)
+    store, real_get = services.store, services.store.get
+    reads: list[str] = []
+
+    def counting_get(key: str) -> SessionRecord | None:
+        reads.append(key)
+        return real_get(key)
+
+    monkeypatch.setattr(store, "get", counting_get)
+    assert services.remember.use(issued.cookie, HERE) is None
+    monkeypatch.setattr(store, "get", real_get)
+    # The series, the stamp, the series once more: then it ends.
+    assert reads == [issued.key, RecordKind.STAMP.key(user_id), issued.key]
+    assert store.get(issued.key) is None and store.get(linked) is None
+
+
 def test_a_stolen_cookie_ends_everything_of_the_user_and_is_audited(
     services: Services, user_id: str, clock: ManualClock
 ) -> None:
@@ -170,9 +228,12 @@ def test_a_stolen_cookie_of_a_series_without_a_user_moves_no_stamp(
     services.store.save(dataclasses.replace(record, user_id=None))
     services.remember.use(issued.cookie, HERE)
     clock.advance(services.settings.rotation_grace + 1)
+    # A shared (Redis) store also keeps the signing key's fingerprint as a stamp-kind record.
+    stamps = services.store.count(RecordKind.STAMP)
     assert services.remember.use(issued.cookie, HERE) is None
     assert services.store.get(issued.key) is None
-    assert services.store.count(RecordKind.STAMP) == 0
+    assert services.store.count(RecordKind.STAMP) == stamps
+    assert services.stamps.read("") is None and services.stamps.read(user_id) is None
     event = services.users.list_events(limit=1)[0]
     assert event.event == "remember_token_theft"
     assert event.user_id is None and event.detail == {"sessions_revoked": 0}
@@ -245,25 +306,26 @@ def test_forget_without_a_usable_cookie_does_nothing(
 def test_forget_leaves_records_of_other_kinds_alone(services: Services, user_id: str) -> None:
     session = _session(services, user_id, None)
     services.remember.forget(None, key=session)
-    services.remember.restamp(session, 42)
     record = services.store.get(session)
     assert record is not None and record.meta == {STAMP: 0}
 
 
-def test_restamp_moves_only_the_stamp_of_a_series(services: Services, user_id: str) -> None:
+def test_carrying_a_series_moves_only_its_stamp(services: Services, user_id: str) -> None:
     issued = services.remember.issue(user_id, 0, HERE)
     before = services.store.get(issued.key)
-    services.remember.restamp(issued.key, 42)
+    _, stamp = services.stamps.bump(user_id)
+    services.devices._carry({issued.key}, stamp, ["admin"])
     after = services.store.get(issued.key)
     assert before is not None and after is not None
-    assert after.meta == {**before.meta, STAMP: 42}
+    assert after.meta == {**before.meta, STAMP: stamp}  # a series keeps no roles
     assert after.data == before.data
-    services.remember.restamp(RecordKind.REMEMBER.key("unknown"), 42)  # nothing to do
+    assert (after.expires_at, after.last_seen_at) == (before.expires_at, before.last_seen_at)
+    services.devices._carry({RecordKind.REMEMBER.key("unknown")}, stamp, [])  # nothing to do
     login = services.remember.use(issued.cookie, HERE)
-    assert login is not None and login.stamp == 42
+    assert login is not None and login.stamp == stamp
 
 
-def test_restamp_never_undoes_a_use_or_revives_an_ended_series(
+def test_carrying_never_undoes_a_use_or_revives_an_ended_series(
     services: Services, user_id: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     issued = services.remember.issue(user_id, 0, HERE)
@@ -273,14 +335,36 @@ def test_restamp_never_undoes_a_use_or_revives_an_ended_series(
     real_get = store.get
     login = services.remember.use(issued.cookie, HERE)
     assert login is not None
+    _, stamp = services.stamps.bump(user_id)
     monkeypatch.setattr(store, "get", lambda key: dataclasses.replace(stale, meta=dict(stale.meta)))
-    services.remember.restamp(issued.key, 42)  # read before the use, written after
+    services.devices._carry({issued.key}, stamp, [])  # read before the use, written after
     monkeypatch.setattr(store, "get", real_get)
     record = store.get(issued.key)
-    assert record is not None and record.meta[STAMP] == 42
+    assert record is not None and record.meta[STAMP] == stamp
     assert services.remember.use(login.cookie, HERE) is not None
     services.remember.forget(None, key=issued.key)
     monkeypatch.setattr(store, "get", lambda key: dataclasses.replace(stale, meta=dict(stale.meta)))
-    services.remember.restamp(issued.key, 43)  # read before the end, written after
+    services.devices._carry({issued.key}, stamp, [])  # read before the end, written after
     monkeypatch.setattr(store, "get", real_get)
     assert store.get(issued.key) is None
+
+
+def test_a_use_racing_a_logout_is_no_theft(
+    services: Services, user_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    issued = services.remember.issue(user_id, 0, HERE)
+    other = _session(services, user_id, None)
+    store, real_save = services.store, services.store.save
+
+    def logout_first(record: SessionRecord, *args: object, **kwargs: object) -> bool:
+        store.delete(record.key)  # the owner's logout lands between the read and the write
+        return real_save(record, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(store, "save", logout_first)
+    events = services.users.count_events()
+    assert services.remember.use(issued.cookie, HERE) is None
+    monkeypatch.undo()
+    assert store.get(issued.key) is None
+    assert store.get(other) is not None  # no theft: the user's other devices live on
+    assert services.stamps.read(user_id) is None
+    assert services.users.count_events() == events

@@ -152,12 +152,19 @@ def test_a_rotation_that_lost_the_race_answers_with_the_winners_successor(
     assert json.loads(stored.data[CURRENT]) == hash_token(SECOND)
 
 
-def test_a_rotation_of_a_record_ended_meanwhile_is_theft(store: SessionStore) -> None:
+def test_a_rotation_of_a_record_ended_meanwhile_is_gone_not_theft(store: SessionStore) -> None:
     record = _record(rotation.initial_fields(FIRST, NOW))  # never stored: ended
     outcome = _consume(store, record, FIRST)
-    assert outcome.verdict is Verdict.STOLEN
+    assert outcome.verdict is Verdict.GONE and Verdict.GONE.value == "gone"
     assert outcome.record is record and outcome.successor is None
     assert store.get(record.key) is None
+
+
+def test_a_wrong_secret_for_a_record_ended_meanwhile_is_still_theft(store: SessionStore) -> None:
+    record = _record(rotation.initial_fields(FIRST, NOW))  # never stored: ended
+    outcome = _consume(store, record, SECOND)
+    assert outcome.verdict is Verdict.STOLEN
+    assert outcome.record is record and outcome.successor is None
 
 
 def test_three_lost_races_in_a_row_are_theft(

@@ -177,3 +177,65 @@ def test_the_user_store_gets_the_pool_size(tmp_path: Path, clock: ManualClock) -
     assert users.engine.pool.size() == 3  # type: ignore[attr-defined]
     users.close()
     services.close()
+
+
+def test_the_audit_looks_the_username_up_when_given_only_the_user_id(
+    services: Services, caplog: pytest.LogCaptureFixture
+) -> None:
+    user = services.accounts.create_user("alice", "correct horse battery")
+    with caplog.at_level(logging.INFO, logger="coatcheck.audit"):
+        services.audit("something", user_id=str(user.id))
+        services.audit("other", user_id=user.id, username="given")
+        services.audit("third", user_id=user.id + 1)
+    rows = services.users.list_events(limit=3)
+    assert [(r.event, r.user_id, r.username) for r in rows] == [
+        ("third", user.id + 1, None),
+        ("other", user.id, "given"),
+        ("something", user.id, "alice"),
+    ]
+    assert [r.getMessage().split()[2:5] for r in caplog.records if r.name == "coatcheck.audit"] == [
+        ["something", f"user={user.id}", "username='alice'"],
+        ["other", f"user={user.id}", "username='given'"],
+        ["third", f"user={user.id + 1}", "username=None"],
+    ]
+
+
+@pytest.mark.parametrize(
+    ("event", "level"),
+    [
+        ("remember_token_theft", logging.WARNING),
+        ("refresh_token_reuse", logging.WARNING),
+        ("login_throttled", logging.WARNING),
+        ("login_succeeded", logging.INFO),
+        ("session_revoked", logging.INFO),
+    ],
+)
+def test_the_audit_logs_what_wants_attention_at_warning(
+    services: Services, caplog: pytest.LogCaptureFixture, event: str, level: int
+) -> None:
+    with caplog.at_level(logging.INFO, logger="coatcheck.audit"):
+        services.audit(event)
+    assert [r.levelno for r in caplog.records if r.name == "coatcheck.audit"] == [level]
+
+
+def test_an_app_with_its_own_users_and_no_user_store_gets_no_audit_rows(
+    tmp_path: Path, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    services = build_services(
+        _settings(tmp_path),
+        secret_key=TEST_SECRET_KEY,
+        hasher=PasswordHasher.fast_for_tests(),
+        user_loader=lambda user_id: None,
+        clock=clock,
+    )
+    heard: list[str] = []
+    services.listeners.append(lambda e, f: heard.append(e))
+    assert services.uses_user_store is False
+    monkeypatch.setattr(
+        type(services), "users", property(lambda self: pytest.fail("the user store was opened"))
+    )
+    services.audit("something", user_id="7")
+    assert heard == ["something"]
+    monkeypatch.undo()
+    services.close()
+    assert not (tmp_path / "users.db").exists()

@@ -267,3 +267,23 @@ def test_a_failed_touch_is_logged_and_the_request_goes_on(
 def test_a_client_keeps_its_address_and_agent_as_text() -> None:
     assert Client().meta() == {"ip": "", "user_agent": ""}
     assert Client("192.0.2.1", "agent", "h").meta() == {"ip": "192.0.2.1", "user_agent": "agent"}
+
+
+def test_touch_records_a_read_at_most_once_per_interval(
+    services: Services, stored: tuple[str, SessionRecord], clock: ManualClock
+) -> None:
+    _, record = stored
+    interval = services.lifetimes.touch_interval
+    services.sessions.touch(record, NOW + interval - 1)  # too soon: nothing written
+    again = services.store.get(record.key)
+    assert again is not None and again.last_seen_at == NOW
+    assert record.last_seen_at == NOW
+    services.sessions.touch(record, NOW + interval)
+    again = services.store.get(record.key)
+    assert again is not None
+    assert record.last_seen_at == again.last_seen_at == NOW + interval
+    assert again.expires_at == record.expires_at
+    clock.now = NOW + 3 * interval
+    services.sessions.touch(record)  # no time given: the clock's
+    again = services.store.get(record.key)
+    assert again is not None and again.last_seen_at == NOW + 3 * interval

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from coatcheck.auth.services import Services
-from coatcheck.auth.stamps import STAMP, Stamps, born_under, is_current
+from coatcheck.auth.stamps import LIFETIME, STAMP, Stamps, born_under, is_current
 from coatcheck.core.clock import ManualClock
 from coatcheck.core.errors import StoreUnavailable
 from coatcheck.core.records import RecordKind, SessionRecord
@@ -55,11 +55,11 @@ def test_a_stamp_jumps_to_the_time_when_the_time_is_ahead(
     assert stamps.bump("7") == (1_800_000_000_250, 1_800_000_002_750)
 
 
-def test_a_stamp_record_lives_the_longest_lifetime_plus_a_day_from_its_last_move(
+def test_a_stamp_record_lives_ten_years_from_its_last_move(
     services: Services, stamps: Stamps, clock: ManualClock
 ) -> None:
-    lifetime = services.settings.longest_lifetime + 86400
-    assert stamps.lifetime == lifetime
+    lifetime = 10 * 365 * 86400.0
+    assert lifetime == LIFETIME and stamps.lifetime == lifetime
     stamps.bump("7")
     clock.advance(100)
     stamps.bump("7")
@@ -153,6 +153,38 @@ def test_a_stamp_record_without_its_number_can_still_be_moved(
 ) -> None:
     _stamp_record(services, {})
     assert stamps.bump("7") == (0, 1_800_000_000_250)
+    record = services.store.get(RecordKind.STAMP.key("7"))
+    assert record is not None and record.handle != "0" * 32  # started again
+    assert record.data == {"n": json.dumps(1_800_000_000_250)}
+    assert record.expires_at == NOW + LIFETIME
+    assert stamps.bump("7") == (1_800_000_000_250, 1_800_000_000_251)
+
+
+def test_stamps_stand_on_a_store_and_a_clock_alone(services: Services, clock: ManualClock) -> None:
+    clock.now = NOW
+    stamps = Stamps(services.store, clock)
+    assert (stamps.store, stamps.clock) == (services.store, clock)
+    assert stamps.bump("8") == (0, 1_800_000_000_250)
+    assert services.stamps.read("8") == 1_800_000_000_250
+
+
+def test_read_tells_a_missing_stamp_from_a_stamp(services: Services, stamps: Stamps) -> None:
+    assert stamps.read("7") is None and stamps.current("7") == 0
+    assert stamps.read(7) is None
+    stamps.bump(7)
+    assert stamps.read("7") == stamps.read(7) == stamps.current("7") == 1_800_000_000_250
+    _stamp_record(services, {"n": "0"})
+    assert stamps.read("7") == 0 and type(stamps.read("7")) is int
+
+
+@pytest.mark.parametrize("text", ["not json", '"12"', "null"])
+def test_a_damaged_stamp_is_read_as_zero_not_as_missing(
+    services: Services, stamps: Stamps, text: str
+) -> None:
+    _stamp_record(services, {"n": text})
+    assert stamps.read("7") == 0
+    _stamp_record(services, {})
+    assert stamps.read("7") == 0
 
 
 @pytest.mark.parametrize(
@@ -169,3 +201,11 @@ def test_a_record_is_current_under_its_own_stamp_and_older_ones() -> None:
     assert not is_current({STAMP: 5}, 6)
     assert is_current({}, 0)
     assert not is_current({}, 1)
+
+
+def test_with_no_stamp_record_only_records_born_under_no_stamp_live() -> None:
+    assert is_current({}, None)
+    assert is_current({STAMP: 0}, None)
+    assert is_current({STAMP: True}, None)  # not a stamp: born under none
+    assert not is_current({STAMP: 1}, None)
+    assert not is_current({STAMP: 1_800_000_000_250}, None)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import uuid
 from types import SimpleNamespace
 from typing import Any
 
@@ -12,9 +13,11 @@ import pytest
 from coatcheck.auth import rotation
 from coatcheck.auth.client import Client
 from coatcheck.auth.services import Services
+from coatcheck.auth.sessions import USER_ID
 from coatcheck.auth.stamps import STAMP
 from coatcheck.core.clock import ManualClock
 from coatcheck.core.errors import TokenError
+from coatcheck.core.ids import is_handle, is_session_id
 from coatcheck.core.records import RecordKind, SessionRecord
 from coatcheck.users import User
 
@@ -30,12 +33,12 @@ def alice(services: Services, clock: ManualClock) -> User:
     return services.accounts.create_user("alice", PASSWORD, roles=["b", "a", "b"])
 
 
-def _handle(pair: dict[str, Any]) -> str:
+def _family_id(pair: dict[str, Any]) -> str:
     return str(pair["refresh_token"]).split(".")[0]
 
 
 def _family(services: Services, pair: dict[str, Any]) -> SessionRecord:
-    record = services.store.get(RecordKind.TOKEN_FAMILY.key(_handle(pair)))
+    record = services.store.get(RecordKind.TOKEN_FAMILY.key(_family_id(pair)))
     assert record is not None
     return record
 
@@ -52,13 +55,19 @@ def _error(call: Any, *args: Any) -> str:
 
 def test_issue_stores_the_family_exactly(services: Services, alice: User) -> None:
     pair = services.tokens.issue(alice, 5, HERE)
-    handle, secret = str(pair["refresh_token"]).split(".")
+    family_id, secret = str(pair["refresh_token"]).split(".")
+    assert is_session_id(family_id) and is_session_id(secret) and family_id != secret
     family = _family(services, pair)
-    assert family.handle == handle and family.kind is RecordKind.TOKEN_FAMILY
+    assert family.key == RecordKind.TOKEN_FAMILY.key(family_id)
+    assert family.kind is RecordKind.TOKEN_FAMILY
+    # The public handle is a separate random value: it addresses nothing.
+    assert is_handle(family.handle) and family.handle not in (family_id, secret)
+    assert services.store.get(RecordKind.TOKEN_FAMILY.key(family.handle)) is None
     assert family.user_id == str(alice.id)
     assert (family.created_at, family.last_seen_at) == (NOW, NOW)
     assert family.expires_at == NOW + 30 * DAY  # the idle lifetime comes first
     assert family.meta == {
+        USER_ID: alice.id,
         "username": "alice",
         "roles": ["a", "b"],
         STAMP: 5,
@@ -67,6 +76,16 @@ def test_issue_stores_the_family_exactly(services: Services, alice: User) -> Non
         "user_agent": "test agent",
     }
     assert family.data == rotation.initial_fields(secret, NOW)
+    assert type(family.meta[USER_ID]) is int
+
+
+@pytest.mark.parametrize("user_id", [7, "u-7", uuid.UUID(int=7)])
+def test_issue_keeps_the_user_id_with_its_type_or_as_text(services: Services, user_id: Any) -> None:
+    user = SimpleNamespace(id=user_id, username="u", roles=())
+    family = _family(services, services.tokens.issue(user, 0, HERE))
+    expected = str(user_id) if isinstance(user_id, uuid.UUID) else user_id
+    assert family.meta[USER_ID] == expected and type(family.meta[USER_ID]) is type(expected)
+    assert family.user_id == str(user_id)
 
 
 def test_issue_answers_with_an_exact_pair(services: Services, alice: User) -> None:
@@ -77,7 +96,8 @@ def test_issue_answers_with_an_exact_pair(services: Services, alice: User) -> No
     assert claims["sub"] == str(alice.id)
     assert (claims["iat"], claims["exp"]) == (int(NOW), int(NOW) + 900)
     assert claims["roles"] == ["a", "b"]
-    assert claims["fam"] == family.handle == _handle(pair)
+    assert claims["fam"] == family.key == RecordKind.TOKEN_FAMILY.key(_family_id(pair))
+    assert family.handle != claims["fam"]
 
 
 def test_issue_is_audited_with_the_family_as_session(services: Services, alice: User) -> None:
@@ -86,8 +106,9 @@ def test_issue_is_audited_with_the_family_as_session(services: Services, alice: 
     assert event.event == "login_succeeded"
     assert (event.user_id, event.username) == (alice.id, "alice")
     assert (event.ip, event.user_agent) == ("192.0.2.1", "test agent")
-    assert event.session_handle == _handle(pair)
-    assert event.detail == {"via": "token", "family": _handle(pair)}
+    handle = _family(services, pair).handle
+    assert event.session_handle == handle
+    assert event.detail == {"via": "token", "family": handle}
 
 
 def test_a_refresh_rotates_and_extends_the_family(
@@ -96,7 +117,7 @@ def test_a_refresh_rotates_and_extends_the_family(
     first = services.tokens.issue(alice, 0, HERE)
     clock.advance(DAY)
     second = services.tokens.refresh(first["refresh_token"], HERE)
-    assert _handle(second) == _handle(first)
+    assert _family_id(second) == _family_id(first)
     family = _family(services, second)
     assert family.last_seen_at == NOW + DAY
     assert family.expires_at == NOW + DAY + 30 * DAY
@@ -166,7 +187,7 @@ def test_a_family_born_before_a_revocation_is_refused_and_ended(
     services.stamps.bump(alice.id)
     error = _error(services.tokens.refresh, pair["refresh_token"])
     assert error == "the token's family was revoked"
-    assert services.store.get(RecordKind.TOKEN_FAMILY.key(_handle(pair))) is None
+    assert services.store.get(RecordKind.TOKEN_FAMILY.key(_family_id(pair))) is None
 
 
 @pytest.mark.parametrize("gone", [False, True])
@@ -180,24 +201,25 @@ def test_a_disabled_or_gone_user_ends_the_family(
         services.users.set_disabled(alice.id, True)  # the stamp stays: the user decides
     error = _error(services.tokens.refresh, pair["refresh_token"])
     assert error == "the token's user is disabled or gone"
-    assert services.store.get(RecordKind.TOKEN_FAMILY.key(_handle(pair))) is None
+    assert services.store.get(RecordKind.TOKEN_FAMILY.key(_family_id(pair))) is None
 
 
 def test_a_reused_refresh_token_ends_the_family_and_is_audited(
     services: Services, alice: User, clock: ManualClock
 ) -> None:
     first = services.tokens.issue(alice, 0, HERE)
+    handle = _family(services, first).handle
     services.tokens.refresh(first["refresh_token"], HERE)
     clock.advance(services.settings.rotation_grace + 1)
     thief = Client(ip="203.0.113.9", user_agent="thief")
     error = _error(services.tokens.refresh, first["refresh_token"], thief)
     assert error == "refresh token reused: its family is revoked"
-    assert services.store.get(RecordKind.TOKEN_FAMILY.key(_handle(first))) is None
+    assert services.store.get(RecordKind.TOKEN_FAMILY.key(_family_id(first))) is None
     event = _last_event(services)
     assert event.event == "refresh_token_reuse"
     assert (event.user_id, event.username) == (alice.id, "alice")
     assert (event.ip, event.user_agent) == ("203.0.113.9", "thief")
-    assert event.detail == {"family": _handle(first)}
+    assert event.detail == {"family": handle}
 
 
 @pytest.mark.parametrize(
@@ -208,6 +230,11 @@ def test_a_reused_refresh_token_ends_the_family_and_is_audited(
         "0" * 32 + ".",
         "0" * 31 + "." + "a" * 43,
         "0" * 32 + "." + "a" * 43 + ".x",
+        "0" * 43 + "." + "a" * 42,
+        "0" * 42 + "." + "a" * 43,
+        "0" * 43 + ".",
+        "." + "a" * 43,
+        "0" * 43 + "a" * 43,
         "",
     ],
 )
@@ -221,14 +248,37 @@ def test_a_refresh_token_with_a_bad_secret_leaves_its_family_alone(
     services: Services, alice: User
 ) -> None:
     pair = services.tokens.issue(alice, 0, HERE)
-    forged = _handle(pair) + ".short"
+    forged = _family_id(pair) + ".short"
     assert _error(services.tokens.refresh, forged) == "not a refresh token"
     assert services.tokens.refresh(pair["refresh_token"], HERE)["refresh_token"]
 
 
 def test_an_unknown_refresh_token_is_refused(services: Services) -> None:
-    token = "0" * 32 + "." + "a" * 43
+    token = "0" * 43 + "." + "a" * 43
     assert _error(services.tokens.refresh, token) == "unknown, expired or revoked refresh token"
+
+
+def test_the_public_handle_addresses_no_family(services: Services, alice: User) -> None:
+    pair = services.tokens.issue(alice, 0, HERE)
+    family = _family(services, pair)
+    secret = str(pair["refresh_token"]).split(".")[1]
+    assert _error(services.tokens.refresh, f"{family.handle}.{secret}") == "not a refresh token"
+    events = services.users.count_events()
+    services.tokens.revoke(f"{family.handle}.{secret}", HERE)
+    services.tokens.end(family.handle)
+    assert _family(services, pair) == family
+    assert services.users.count_events() == events
+
+
+def test_a_refresh_token_needs_a_secret_of_its_family_to_revoke_it(
+    services: Services, alice: User
+) -> None:
+    pair = services.tokens.issue(alice, 0, HERE)
+    family = _family(services, pair)
+    events = services.users.count_events()
+    services.tokens.revoke(_family_id(pair) + "." + "a" * 43, HERE)
+    assert _family(services, pair) == family
+    assert services.users.count_events() == events
 
 
 def test_a_family_ends_exactly_at_its_expiry(
@@ -246,7 +296,7 @@ def test_a_family_ends_exactly_at_its_expiry(
 
 def test_verify_refuses_a_token_of_an_ended_family(services: Services, alice: User) -> None:
     pair = services.tokens.issue(alice, 0, HERE)
-    services.tokens.end(_handle(pair))
+    services.tokens.end(_family(services, pair).key)
     assert _error(services.tokens.verify, pair["access_token"]) == "the token's family is revoked"
 
 
@@ -267,7 +317,7 @@ def test_a_revoked_access_token_is_refused_and_its_family_lives_on(
     assert family.data["x:" + claims["jti"]] == json.dumps(claims["exp"])
     assert set(rotation.FIELDS) <= set(family.data)
     second = services.tokens.refresh(first["refresh_token"], HERE)
-    assert services.tokens.verify(second["access_token"])[1].handle == _handle(first)
+    assert services.tokens.verify(second["access_token"])[1].key == family.key
 
 
 def test_revoking_an_expired_access_token_still_records_it(
@@ -306,35 +356,38 @@ def test_revoking_a_refresh_token_ends_its_family_and_is_audited(
     services: Services, alice: User
 ) -> None:
     pair = services.tokens.issue(alice, 0, HERE)
+    handle = _family(services, pair).handle
     services.tokens.revoke(pair["refresh_token"], HERE)
-    assert services.store.get(RecordKind.TOKEN_FAMILY.key(_handle(pair))) is None
+    assert services.store.get(RecordKind.TOKEN_FAMILY.key(_family_id(pair))) is None
     event = _last_event(services)
     assert event.event == "session_revoked"
     assert event.user_id == alice.id
     assert (event.ip, event.user_agent) == ("192.0.2.1", "test agent")
-    assert event.detail == {"family": _handle(pair)}
+    assert event.detail == {"family": handle}
 
 
 def test_revoking_tokens_of_an_ended_family_is_ignored(services: Services, alice: User) -> None:
     pair = services.tokens.issue(alice, 0, HERE)
-    services.tokens.end(_handle(pair))
+    services.tokens.end(_family(services, pair).key)
     events = services.users.count_events()
     services.tokens.revoke(pair["access_token"], HERE)
     services.tokens.revoke(pair["refresh_token"], HERE)
     assert services.users.count_events() == events
 
 
-def test_restamp_moves_only_the_stamp_of_a_family(services: Services, alice: User) -> None:
+def test_carrying_a_family_moves_its_stamp_and_roles_only(services: Services, alice: User) -> None:
     pair = services.tokens.issue(alice, 0, HERE)
     before = _family(services, pair)
-    services.tokens.restamp(_handle(pair), 42)
+    services.devices._carry({before.key}, 42, ["r"])
     after = _family(services, pair)
-    assert after.meta == {**before.meta, STAMP: 42}
+    assert after.meta == {**before.meta, STAMP: 42, "roles": ["r"]}
     assert after.data == before.data
-    services.tokens.restamp("0" * 32, 42)  # unknown: nothing to do
+    assert (after.expires_at, after.last_seen_at) == (before.expires_at, before.last_seen_at)
+    services.devices._carry({"0" * 64}, 43, ["s"])  # unknown: nothing to do
+    assert _family(services, pair) == after
 
 
-def test_restamp_never_undoes_a_refresh_or_revives_an_ended_family(
+def test_carrying_never_undoes_a_refresh_or_revives_an_ended_family(
     services: Services, alice: User, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pair = services.tokens.issue(alice, 0, HERE)
@@ -342,14 +395,39 @@ def test_restamp_never_undoes_a_refresh_or_revives_an_ended_family(
     store = services.store
     real_get = store.get
     second = services.tokens.refresh(pair["refresh_token"], HERE)
+    _, stamp = services.stamps.bump(alice.id)
     monkeypatch.setattr(store, "get", lambda key: dataclasses.replace(stale, meta=dict(stale.meta)))
-    services.tokens.restamp(_handle(pair), 42)  # read before the refresh, written after
+    services.devices._carry({stale.key}, stamp, ["r"])  # read before the refresh, written after
     monkeypatch.setattr(store, "get", real_get)
     family = _family(services, second)
-    assert family.meta[STAMP] == 42
+    assert (family.meta[STAMP], family.meta["roles"]) == (stamp, ["r"])
     assert services.tokens.refresh(second["refresh_token"], HERE)["refresh_token"]
-    services.tokens.end(_handle(pair))
+    services.tokens.end(stale.key)
     monkeypatch.setattr(store, "get", lambda key: dataclasses.replace(stale, meta=dict(stale.meta)))
-    services.tokens.restamp(_handle(pair), 43)  # read before the end, written after
+    services.devices._carry({stale.key}, stamp, ["r"])  # read before the end, written after
     monkeypatch.setattr(store, "get", real_get)
-    assert store.get(RecordKind.TOKEN_FAMILY.key(_handle(pair))) is None
+    assert store.get(stale.key) is None
+
+
+def test_a_refresh_racing_a_revocation_is_no_reuse(
+    services: Services, alice: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pair = services.tokens.issue(alice, 0, HERE)
+    other = services.tokens.issue(alice, 0, HERE)
+    store, real_save = services.store, services.store.save
+    deleted: list[str] = []
+
+    def revoke_first(record: SessionRecord, *args: object, **kwargs: object) -> bool:
+        store.delete(record.key)  # the revocation lands between the read and the write
+        monkeypatch.setattr(store, "delete", deleted.append)
+        return real_save(record, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(store, "save", revoke_first)
+    events = services.users.count_events()
+    assert _error(services.tokens.refresh, pair["refresh_token"], HERE) == (
+        "the token's family was revoked"
+    )
+    monkeypatch.undo()
+    assert deleted == [] and services.users.count_events() == events
+    assert services.stamps.read(alice.id) is None
+    assert services.tokens.refresh(other["refresh_token"], HERE)["refresh_token"]
