@@ -204,3 +204,12 @@ def test_a_session_stored_after_its_series_ended_is_deleted(services: Services) 
     )
     assert outcome.delete and outcome.set_id is None
     assert services.store.count(RecordKind.SESSION) == 0
+
+
+def test_the_admin_list_leaves_out_devices_dead_by_stamp(services: Services) -> None:
+    # The review: Devices.everyone listed records a revocation had killed.
+    user = services.accounts.create_user("alice", PASSWORD)
+    racing = services.tokens.issue(user, 0, HERE)  # born under no stamp
+    services.stamps.bump(user.id)  # a revocation whose deletes missed it
+    assert racing["refresh_token"]
+    assert all(d.user_id != str(user.id) for d in services.devices.everyone())

@@ -102,11 +102,28 @@ class Devices:
         return len(self._alive(str(user_id)))
 
     def everyone(self, limit: int = 1000, current_handle: str | None = None) -> list[DeviceSession]:
-        """Return up to ``limit`` live devices of all users, most recently seen first."""
-        records = [
-            r for r in self.services.store.list_all(limit) if r.user_id and r.kind in _KIND_NAMES
-        ]
-        return [_device(r, current_handle) for r in _visible(records)]
+        """Return up to ``limit`` live devices of all users, most recently seen first.
+
+        What is no device (stamps, the signing key's fingerprint) or is dead by
+        its user's stamp does not count towards ``limit``: the store is asked
+        for more until ``limit`` devices are found or it has no more.
+        """
+        store, asked = self.services.store, max(limit, 1)
+        stamps: dict[str, int | None] = {}
+        while True:
+            found = store.list_all(asked)
+            records = []
+            for r in found:
+                if not r.user_id or r.kind not in _KIND_NAMES:
+                    continue
+                if r.user_id not in stamps:
+                    stamps[r.user_id] = self.services.stamps.read(r.user_id)
+                if is_current(r.meta, stamps[r.user_id]):
+                    records.append(r)
+            devices = _visible(records)
+            if len(devices) >= limit or len(found) < asked:
+                return [_device(r, current_handle) for r in devices[:limit]]
+            asked *= 2
 
     def revoke(self, user_id: str | int, handle: str, *, client: Client = NO_CLIENT) -> bool:
         """End one device of a user by its handle; ``False`` if the user has none such."""
