@@ -6,6 +6,7 @@ import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -433,3 +434,34 @@ def test_device_store_keys() -> None:
     assert Device(series_key="r").store_keys() == {"r"}
     assert Device(session_key="s").store_keys() == {"s"}
     assert Device(session_key="s", family_key="f").store_keys() == {"s", "f"}
+
+
+def test_a_user_loaded_without_a_disabled_flag_keeps_the_device(
+    services: Services, world: World
+) -> None:
+    services.user_loader = lambda user_id: SimpleNamespace(id=1, username="alice", roles=("q",))
+    keep = Device(session_key=world.session.key)
+    stamp = services.devices.revoke_everything(world.user_id, keep=keep)
+    assert stamp is not None and stamp == services.stamps.current(world.user_id)
+    assert _get(services, world.session.key).meta == {
+        **world.session.meta,
+        STAMP: stamp,
+        "roles": ["q"],
+    }
+    assert [r.key for r in services.store.list_by_user(world.user_id)] == [world.session.key]
+
+
+def test_carrying_skips_what_is_missing_or_no_device_and_carries_the_rest(
+    services: Services, world: World
+) -> None:
+    _, stamp = services.stamps.bump(world.user_id)
+    stamp_key = RecordKind.STAMP.key(world.user_id)
+    before = _get(services, stamp_key)
+    missing = {RecordKind.SESSION.key(f"gone-{n}") for n in range(20)}
+    present = {world.session.key, world.series.key, world.family.key}
+    services.devices._carry(missing | {stamp_key} | present, stamp, ["r"])
+    for record in (world.session, world.family):
+        assert _get(services, record.key).meta == {**record.meta, STAMP: stamp, "roles": ["r"]}
+    assert _get(services, world.series.key).meta == {**world.series.meta, STAMP: stamp}
+    assert _get(services, stamp_key) == before  # a stamp record is no device
+    assert all(services.store.get(key) is None for key in missing)

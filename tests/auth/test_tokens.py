@@ -86,6 +86,8 @@ def test_issue_keeps_the_user_id_with_its_type_or_as_text(services: Services, us
     expected = str(user_id) if isinstance(user_id, uuid.UUID) else user_id
     assert family.meta[USER_ID] == expected and type(family.meta[USER_ID]) is type(expected)
     assert family.user_id == str(user_id)
+    event = _last_event(services)  # the user given, not one looked up by ID (there is none)
+    assert (event.event, event.username) == ("login_succeeded", "u")
 
 
 def test_issue_answers_with_an_exact_pair(services: Services, alice: User) -> None:
@@ -431,3 +433,76 @@ def test_a_refresh_racing_a_revocation_is_no_reuse(
     assert deleted == [] and services.users.count_events() == events
     assert services.stamps.read(alice.id) is None
     assert services.tokens.refresh(other["refresh_token"], HERE)["refresh_token"]
+
+
+def test_reuse_is_audited_with_the_name_the_family_holds(
+    services: Services, alice: User, clock: ManualClock
+) -> None:
+    first = services.tokens.issue(alice, 0, HERE)
+    services.tokens.refresh(first["refresh_token"], HERE)
+    family = _family(services, first)
+    family.meta["username"] = "alice-then"  # as it was at the last refresh
+    services.store.save(family, set(), changed_meta={"username"})
+    clock.advance(services.settings.rotation_grace + 1)
+    _error(services.tokens.refresh, first["refresh_token"], HERE)
+    event = _last_event(services)
+    assert (event.event, event.user_id, event.username) == (
+        "refresh_token_reuse",
+        alice.id,
+        "alice-then",
+    )
+
+
+@pytest.mark.parametrize("fam", ["", "0" * 63, "0" * 65, "A" * 64, "g" * 64, "0" * 64 + "\n"])
+def test_an_access_token_naming_no_store_key_is_refused_before_the_store(
+    services: Services, alice: User, monkeypatch: pytest.MonkeyPatch, fam: str
+) -> None:
+    pair = services.tokens.issue(alice, 0, HERE)
+    claims = services.token_signer.verify(pair["access_token"])
+    forged = services.token_signer.sign({**claims, "fam": fam})
+    monkeypatch.setattr(services.store, "get", lambda key: pytest.fail(f"store read {key!r}"))
+    assert _error(services.tokens.verify, forged) == "the token's family is revoked"
+    services.tokens.revoke(forged, HERE)  # ignored, without a read either
+
+
+def test_a_family_carried_over_between_the_two_reads_refreshes(
+    services: Services, alice: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pair = services.tokens.issue(alice, 0, HERE)
+    real_read = services.stamps.read
+    carried: list[int] = []
+
+    def read_after_a_role_change(uid: str | int) -> int | None:
+        if not carried:  # the change lands between the family's read and the stamp's
+            carried.append(services.devices.carry_over(str(alice.id), ["c"]))
+        return real_read(uid)
+
+    monkeypatch.setattr(services.stamps, "read", read_after_a_role_change)
+    second = services.tokens.refresh(pair["refresh_token"], HERE)
+    monkeypatch.undo()
+    family = _family(services, second)
+    assert family.meta[STAMP] == carried[0]
+    claims, verified = services.tokens.verify(second["access_token"])
+    assert verified.key == family.key and claims["roles"] == ["a", "b"]  # the user's, read after
+
+
+def test_a_family_still_stale_on_the_second_read_ends(
+    services: Services, alice: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pair = services.tokens.issue(alice, 0, HERE)
+    key = _family(services, pair).key
+    services.stamps.bump(alice.id)
+    store, real_get = services.store, services.store.get
+    reads: list[str] = []
+
+    def counting_get(read: str) -> SessionRecord | None:
+        reads.append(read)
+        return real_get(read)
+
+    monkeypatch.setattr(store, "get", counting_get)
+    assert (
+        _error(services.tokens.refresh, pair["refresh_token"]) == "the token's family was revoked"
+    )
+    monkeypatch.undo()
+    assert reads == [key, RecordKind.STAMP.key(str(alice.id)), key]
+    assert store.get(key) is None
