@@ -101,9 +101,10 @@ def check_signing_key(store: SessionStore, clock: Clock, keys: Sequence[bytes]) 
                 return
             continue
         theirs = stored.data.get(_FIELD, "")
-        if theirs == mine:
+        seen = theirs.encode("utf-8", "surrogatepass")
+        if hmac.compare_digest(seen, mine.encode()):  # not a secret, compared like one anyway
             return
-        if theirs not in accepted:
+        if not any(hmac.compare_digest(seen, one.encode()) for one in accepted):
             raise ConfigurationError(_mismatch(theirs, mine))
         update = dataclasses.replace(
             stored, last_seen_at=now, expires_at=now + _LIFETIME, data={_FIELD: mine}
