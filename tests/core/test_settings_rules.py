@@ -63,25 +63,6 @@ def test_session_cookie_name(tmp_path: Path, secure: bool, name: str, expected: 
     assert settings.session_cookie_name == expected
 
 
-def test_longest_lifetime_is_the_largest_of_four(tmp_path: Path) -> None:
-    base = {
-        "COATCHECK_ABSOLUTE_TIMEOUT": 10,
-        "COATCHECK_REMEMBER_LIFETIME": 20,
-        "COATCHECK_TOKEN_FAMILY_LIFETIME": 30,
-        "COATCHECK_REFRESH_TOKEN_LIFETIME": 40,
-        "COATCHECK_IDLE_TIMEOUT": 5,
-        "COATCHECK_TOUCH_INTERVAL": 1,
-        "COATCHECK_ACCESS_TOKEN_LIFETIME": 50,
-    }
-    assert build(tmp_path, **base).longest_lifetime == 40
-    for key, value in [
-        ("COATCHECK_ABSOLUTE_TIMEOUT", 100),
-        ("COATCHECK_REMEMBER_LIFETIME", 100),
-        ("COATCHECK_TOKEN_FAMILY_LIFETIME", 100),
-    ]:
-        assert build(tmp_path, **{**base, key: value}).longest_lifetime == 100
-
-
 def test_the_lifetime_policy(tmp_path: Path) -> None:
     settings = build(
         tmp_path,

@@ -17,7 +17,7 @@ from ..core.errors import StoreUnavailable
 from ..core.ids import is_session_id, new_session_id, store_key
 from ..core.records import RecordKind, SessionRecord
 from ..stores.base import merge
-from .stamps import is_current, stamp_value
+from .stamps import is_current, stamp_key, stamp_value
 
 if TYPE_CHECKING:
     from .services import Services
@@ -47,7 +47,7 @@ class Sessions:
         services = self.services
         key = store_key(session_id)
         # The session and its user's stamp, read together (one freshness check).
-        record, stamp = services.store.get_pair(key, _stamp_key)
+        record, stamp = services.store.get_pair(key, stamp_key)
         if record is None:
             return None
         if services.lifetimes.is_expired(record, services.clock()):
@@ -157,10 +157,6 @@ class Sessions:
             store.delete(record.key)
             return SessionOutcome(delete=True)
         return SessionOutcome(set_id=session_id, record=record)
-
-
-def _stamp_key(record: SessionRecord) -> str | None:
-    return RecordKind.STAMP.key(record.user_id) if record.user_id is not None else None
 
 
 @dataclass

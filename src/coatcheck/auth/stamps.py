@@ -116,6 +116,11 @@ class Stamps:
         raise StoreUnavailable("the revocation stamp could not be moved (too much contention)")
 
 
+def stamp_key(record: SessionRecord) -> str | None:
+    """Return the store key of the stamp of ``record``'s user (``None``: no user)."""
+    return RecordKind.STAMP.key(record.user_id) if record.user_id is not None else None
+
+
 def stamp_value(record: SessionRecord | None) -> int | None:
     """Return the stamp a stamp record holds, or ``None`` for no record."""
     return _value(record) if record is not None else None

@@ -31,7 +31,7 @@ from ..users import models as events
 from . import rotation
 from .client import NO_CLIENT, Client
 from .sessions import USER_ID
-from .stamps import STAMP, is_current
+from .stamps import STAMP, is_current, stamp_key, stamp_value
 
 if TYPE_CHECKING:
     from .services import Services
@@ -141,7 +141,7 @@ class TokenFamilies:
         """Return the claims and the family of a valid, unrevoked access token."""
         services = self.services
         claims = services.token_signer.verify(token)
-        family = self._named(claims)
+        family, stamp = self._named_with_stamp(claims)
         now = services.clock()
         if (
             family is None
@@ -150,7 +150,7 @@ class TokenFamilies:
             or family.expires_at <= now
         ):
             raise TokenError("the token's family is revoked")
-        if not is_current(family.meta, services.stamps.read(family.user_id or "")):
+        if not is_current(family.meta, stamp_value(stamp)):
             raise TokenError("the token's family was revoked")
         if _REVOKED + str(claims["jti"]) in family.data:
             raise TokenError("the token is revoked")
@@ -199,8 +199,16 @@ class TokenFamilies:
 
     def _named(self, claims: dict[str, Any]) -> SessionRecord | None:
         """Return the family an access token's ``fam`` claim names (its store key)."""
+        return self._named_with_stamp(claims)[0]
+
+    def _named_with_stamp(
+        self, claims: dict[str, Any]
+    ) -> tuple[SessionRecord | None, SessionRecord | None]:
+        """Return that family and its user's stamp record, read together (one check)."""
         key = str(claims.get("fam", ""))
-        return self.services.store.get(key) if _STORE_KEY.fullmatch(key) else None
+        if not _STORE_KEY.fullmatch(key):
+            return None, None
+        return self.services.store.get_pair(key, stamp_key)
 
     def _live(self, key: str, now: float) -> SessionRecord:
         family = self.services.store.get(key)

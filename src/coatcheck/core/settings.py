@@ -293,16 +293,6 @@ class Settings:
             return self.cookie_name
         return "__Host-session" if self.cookie_secure else "session"
 
-    @property
-    def longest_lifetime(self) -> float:
-        """Return the longest any session, remember-me series or token family can live."""
-        return max(
-            self.absolute_timeout,
-            self.remember_lifetime,
-            self.token_family_lifetime,
-            self.refresh_token_lifetime,
-        )
-
     @functools.cached_property
     def lifetimes(self) -> LifetimePolicy:
         """Return the lifetime policy these settings describe."""

@@ -41,15 +41,19 @@ ships (:class:`~coatcheck.testing.SessionStoreContract`):
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Set
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from ..core.clock import Clock, system_clock
 from ..core.errors import ConfigurationError
 from ..core.records import RecordKind, SessionRecord
+
+_Raw = TypeVar("_Raw")
 
 # scheme -> "module:Class", imported only when a URL asks for it.
 _REGISTRY: dict[str, str] = {
@@ -164,6 +168,34 @@ def open_store(url: str, *, clock: Clock = system_clock) -> SessionStore:
     cls: Any = getattr(importlib.import_module(module_name), class_name)
     store: SessionStore = cls.from_url(url, clock=clock)
     return store
+
+
+class DecodedRecords:
+    """Decoded records kept beside a read cache's raw entries: one decode per entry.
+
+    A read cache answers a hit with the very same raw object (a Redis hash's
+    fields, a SQLite row), so the record decoded from it is kept beside it and
+    each read gets a copy of its own to change, instead of decoding JSON again.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._kept: dict[str, tuple[object, SessionRecord]] = {}
+
+    def record(
+        self, key: str, raw: _Raw, decode: Callable[[str, _Raw], SessionRecord]
+    ) -> SessionRecord:
+        """Return a copy of the record ``raw`` holds, decoding it only when new."""
+        kept = self._kept.get(key)
+        if kept is not None and kept[0] is raw:
+            record = kept[1]
+        else:
+            record = decode(key, raw)
+            if len(self._kept) >= self.limit:
+                with contextlib.suppress(KeyError, RuntimeError, StopIteration):
+                    del self._kept[next(iter(self._kept))]  # the oldest entry
+            self._kept[key] = (raw, record)
+        return dataclasses.replace(record, data=dict(record.data), meta=dict(record.meta))
 
 
 def check_save_arguments(changed: Set[str] | None, expect: tuple[str, str] | None) -> None:

@@ -49,7 +49,6 @@ and logout.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import math
 from collections.abc import Callable, Iterable, Iterator, Set
@@ -63,7 +62,7 @@ from ..core.clock import Clock, system_clock
 from ..core.errors import ConfigurationError, StoreUnavailable
 from ..core.records import RecordKind, SessionRecord
 from . import redis_scripts
-from .base import SessionStore, check_record, check_save_arguments, legacy_kind
+from .base import DecodedRecords, SessionStore, check_record, check_save_arguments, legacy_kind
 from .redis_cache import TrackedReadCache
 from .redis_urls import client_options, cluster_client, sentinel_master
 
@@ -98,7 +97,7 @@ class RedisSessionStore(SessionStore):
         if client_cache and isinstance(client, redis.Redis) and sentinel is None:
             self.cache = TrackedReadCache(client, f"{prefix}s:")
         #: Decoded records beside the read cache's hashes (see :meth:`_decoded`).
-        self._decodes: dict[str, tuple[dict[str, str], SessionRecord]] = {}
+        self._decodes = DecodedRecords(_DECODES)
         self._save = client.register_script(redis_scripts.SAVE)
         self._update = client.register_script(redis_scripts.UPDATE)
         self._add = client.register_script(redis_scripts.ADD)
@@ -177,24 +176,12 @@ class RedisSessionStore(SessionStore):
         return first, self._decoded(second_key, fields)
 
     def _decoded(self, key: str, fields: dict[str, str]) -> SessionRecord | None:
-        """Return the record ``fields`` hold, decoding each cached hash once.
-
-        A cache hit returns the very same ``fields`` object, so its decoded
-        record is kept beside it; callers get their own copy to change.
-        """
+        """Return the record ``fields`` hold (decoded once per cached hash)."""
         if not fields:
             return None
-        kept = self._decodes.get(key)
-        if kept is None or kept[0] is not fields:
-            record = _record(key, fields)
-            if self.cache is not None:
-                if len(self._decodes) >= _DECODES:
-                    with contextlib.suppress(KeyError, RuntimeError, StopIteration):
-                        del self._decodes[next(iter(self._decodes))]  # the oldest entry
-                self._decodes[key] = (fields, record)
-        else:
-            record = kept[1]
-        return dataclasses.replace(record, data=dict(record.data), meta=dict(record.meta))
+        if self.cache is None:  # fresh from Redis each time: nothing to keep
+            return _record(key, fields)
+        return self._decodes.record(key, fields, _record)
 
     def save(
         self,

@@ -12,7 +12,6 @@ own writes drop its cache.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import os
 import sqlite3
@@ -24,7 +23,14 @@ from typing import Any
 from ..core.clock import Clock, system_clock
 from ..core.errors import ConfigurationError, StoreUnavailable
 from ..core.records import RecordKind, SessionRecord
-from .base import LEGACY_KINDS, SessionStore, check_record, check_save_arguments, merge
+from .base import (
+    LEGACY_KINDS,
+    DecodedRecords,
+    SessionStore,
+    check_record,
+    check_save_arguments,
+    merge,
+)
 
 #: 2 added ``kind``; files of version 1 are upgraded in place at connect.
 SCHEMA_VERSION = 2
@@ -99,7 +105,8 @@ class SQLiteSessionStore(SessionStore):
         conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute("PRAGMA mmap_size = 268435456")  # reads from the page cache, not read()
         self._local.conn, self._local.pid = conn, os.getpid()
-        self._local.cache, self._local.version, self._local.decoded = {}, None, {}
+        self._local.cache, self._local.version = {}, None
+        self._local.decoded = DecodedRecords(_CACHE_ENTRIES)
         with self._schema_lock:
             if not self._schema_ready:
                 _prepare_schema(conn)
@@ -160,23 +167,11 @@ class SQLiteSessionStore(SessionStore):
         return first, self._decoded(second_key, second)
 
     def _decoded(self, key: str, row: tuple[Any, ...] | None) -> SessionRecord | None:
-        """Return the record ``row`` holds, decoding each cached row once (per thread).
-
-        A cache hit returns the very same row object, so its decoded record is
-        kept beside it; callers get their own copy to change.
-        """
+        """Return the record ``row`` holds (decoded once per cached row, per thread)."""
         if row is None:
             return None
-        decoded: dict[str, tuple[tuple[Any, ...], SessionRecord]] = self._local.decoded
-        kept = decoded.get(key)
-        if kept is None or kept[0] is not row:
-            record = _record(row)
-            if len(decoded) >= _CACHE_ENTRIES:
-                del decoded[next(iter(decoded))]  # the oldest entry
-            decoded[key] = (row, record)
-        else:
-            record = kept[1]
-        return dataclasses.replace(record, data=dict(record.data), meta=dict(record.meta))
+        decoded: DecodedRecords = self._local.decoded
+        return decoded.record(key, row, lambda _, found: _record(found))
 
     def _fresh_cache(self, conn: sqlite3.Connection) -> dict[str, tuple[Any, ...] | None]:
         """Return this connection's read cache, emptied if any connection committed since."""
