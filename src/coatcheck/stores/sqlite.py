@@ -23,6 +23,7 @@ from typing import Any
 from ..core.clock import Clock, system_clock
 from ..core.errors import ConfigurationError, StoreUnavailable
 from ..core.records import RecordKind, SessionRecord
+from ..core.sqlite import BUSY_TIMEOUT_S, prepare
 from .base import (
     LEGACY_KINDS,
     DecodedRecords,
@@ -99,10 +100,8 @@ class SQLiteSessionStore(SessionStore):
         # Session records: for this user's eyes only (SQLite gives -wal and -shm the same mode).
         with contextlib.suppress(OSError):  # what cannot be created is SQLite's to report
             os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
-        conn = sqlite3.connect(self.path, timeout=10, isolation_level=None)
-        conn.execute("PRAGMA busy_timeout = 10000")
-        conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("PRAGMA synchronous = NORMAL")
+        conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        prepare(conn)
         conn.execute("PRAGMA mmap_size = 268435456")  # reads from the page cache, not read()
         self._local.conn, self._local.pid = conn, os.getpid()
         self._local.cache, self._local.version = {}, None

@@ -28,6 +28,7 @@ from limits.storage import MovingWindowSupport, Storage
 
 from ..core.clock import Clock, system_clock
 from ..core.errors import ConfigurationError
+from ..core.sqlite import BUSY_TIMEOUT_S, prepare
 
 SCHEME = "coatcheck+sqlite"
 MEMORY = ":memory:"
@@ -99,10 +100,10 @@ class SQLiteThrottleStorage(Storage, MovingWindowSupport):
             path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             # Hashed account names and client addresses: for this user's eyes only.
             os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
-            conn = sqlite3.connect(path, timeout=10, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA busy_timeout = 10000")
-            conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute("PRAGMA synchronous = NORMAL")
+            conn = sqlite3.connect(
+                path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+            )
+            prepare(conn)
         conn.executescript(_SCHEMA)
         self._conn = conn
         return conn

@@ -33,6 +33,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
+from ..core import sqlite
 from ..core.clock import system_clock
 from ..core.errors import CoatcheckError, ConfigurationError, StoreUnavailable, UsernameTaken
 from .models import AuditEvent, AuditEventRow, User, UserRow
@@ -58,7 +59,6 @@ __all__ = ["InvalidEmail", "UnknownUser", "UserStore"]
 # the create_all days, so that old and new workers of a rolling start wait for
 # each other too.
 _SCHEMA_LOCK_KEY = 0x636F6174  # "coat"
-_SQLITE_BUSY_TIMEOUT_MS = 10_000
 _PG_CONNECT_TIMEOUT_S = 10
 # Connections older than this are replaced, before a firewall or PgBouncer drops them.
 _PG_POOL_RECYCLE_S = 1800
@@ -86,13 +86,7 @@ def _unavailable_as_error() -> Iterator[None]:
 
 
 def _configure_sqlite(dbapi_connection: Any, connection_record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    try:
-        cursor.execute(f"PRAGMA busy_timeout = {_SQLITE_BUSY_TIMEOUT_MS}")
-        cursor.execute("PRAGMA journal_mode = WAL")
-        cursor.execute("PRAGMA synchronous = NORMAL")
-    finally:
-        cursor.close()
+    sqlite.prepare(dbapi_connection)
 
 
 def _create_engine(url: str, pool_size: int, timeout: float | None = None) -> Engine:
@@ -119,7 +113,7 @@ def _create_engine(url: str, pool_size: int, timeout: float | None = None) -> En
 
 def _create_sqlite_engine(url: URL) -> Engine:
     database = url.database
-    connect_args = {"check_same_thread": False, "timeout": _SQLITE_BUSY_TIMEOUT_MS / 1000}
+    connect_args = {"check_same_thread": False, "timeout": sqlite.BUSY_TIMEOUT_S}
     if not database or database == ":memory:":
         # One shared connection, or every connection would see its own empty database.
         engine = create_engine(url, connect_args=connect_args, poolclass=StaticPool)
