@@ -1,4 +1,4 @@
-"""SIGKILL a gunicorn worker while many clients write sessions to the SQLite store.
+"""SIGKILL a worker of `coatcheck serve` while many clients write sessions to the SQLite store.
 
 A worker killed mid-request loses that request, nothing else: afterwards the
 database passes ``PRAGMA integrity_check``, every write a client saw
@@ -21,32 +21,11 @@ from coatcheck.core.ids import store_key
 from coatcheck.stores.base import open_store
 
 from ..conftest import TEST_SECRET_KEY
-from ..service.served import Served, serve
+from ..service.served import Served, serve, wait_for_workers, workers
 from .traffic import PASSWORD, HttpClient, register
 
 COOKIE = "__Host-session"
 USERS = [f"writer-{n}" for n in range(4)]
-
-
-def workers(master: int) -> set[int]:
-    """Return the pids of the children of ``master`` (gunicorn's workers)."""
-    pids: set[int] = set()
-    for task in Path(f"/proc/{master}/task").iterdir():
-        try:
-            pids.update(int(p) for p in (task / "children").read_text().split())
-        except OSError:  # the task ended meanwhile
-            continue
-    return pids
-
-
-def wait_for_workers(master: int, count: int, timeout: float = 20) -> set[int]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = workers(master)
-        if len(found) == count:
-            return found
-        time.sleep(0.05)
-    raise AssertionError(f"gunicorn did not get back to {count} workers")
 
 
 @dataclass

@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -141,3 +142,24 @@ class HttpClient:
         if reply.status == 200:
             self.fetch_csrf()
         return reply
+
+
+def workers(master: int) -> set[int]:
+    """Return the pids of the children of ``master`` (the server's workers)."""
+    pids: set[int] = set()
+    for task in Path(f"/proc/{master}/task").iterdir():
+        try:
+            pids.update(int(p) for p in (task / "children").read_text().split())
+        except OSError:  # the task ended meanwhile
+            continue
+    return pids
+
+
+def wait_for_workers(master: int, count: int, timeout: float = 20) -> set[int]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = workers(master)
+        if len(found) == count:
+            return found
+        time.sleep(0.05)
+    raise AssertionError(f"the server did not get back to {count} workers")

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import threading
+import time
 from pathlib import Path
 
-from .served import HttpClient, serve
+from .served import HttpClient, serve, wait_for_workers, workers
 
 PASSWORD = "correct horse battery"
 
@@ -92,3 +96,36 @@ def test_serve_says_at_start_when_the_store_does_not_answer(tmp_path: Path) -> N
     log = next(tmp_path.glob("serve-*.log")).read_text()
     assert "WARNING: the session store at redis://127.0.0.1:" in log
     assert "answer 503 until it does" in log
+
+
+def test_sighup_replaces_every_worker_without_dropping_a_request(tmp_path: Path) -> None:
+    # gunicorn's graceful restart, kept: new workers start before the old ones stop.
+    with serve(tmp_path / "instance", "--workers", "2") as served:
+        served.cli("user", "create", "alice", "--password-stdin", input=PASSWORD + "\n")
+        client = HttpClient(served.port)
+        assert client.login("alice", PASSWORD).status == 200
+        before = wait_for_workers(served.proc.pid, 2)
+        statuses: list[int | str] = []
+        stop = threading.Event()
+
+        def ask() -> None:
+            while not stop.is_set():
+                try:
+                    statuses.append(HttpClient(served.port).request("GET", "/healthz").status)
+                except OSError as exc:
+                    statuses.append(type(exc).__name__)
+                time.sleep(0.01)
+
+        asker = threading.Thread(target=ask)
+        asker.start()
+        try:
+            os.kill(served.proc.pid, signal.SIGHUP)
+            deadline = time.monotonic() + 30
+            while workers(served.proc.pid) & before or len(workers(served.proc.pid)) != 2:
+                assert time.monotonic() < deadline, "the workers were not replaced"
+                time.sleep(0.1)
+        finally:
+            stop.set()
+            asker.join()
+        assert statuses and set(statuses) == {200}
+        assert client.request("GET", "/api/me").status == 200  # the session outlived its worker

@@ -8,7 +8,6 @@ the ``COATCHECK_*`` variables, so that commands started the same way as
 from __future__ import annotations
 
 import functools
-import logging
 import os
 import secrets
 import shutil
@@ -99,7 +98,16 @@ def main() -> None:
 @instance_options
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=5555, show_default=True, help="Port to listen on.")
-@click.option("--workers", default=1, show_default=True, help="gunicorn worker processes.")
+@click.option(
+    "--workers", default=1, show_default=True, type=click.IntRange(1), help="Worker processes."
+)
+@click.option(
+    "--threads",
+    default=4,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Python threads per worker that run requests (slow clients hold none).",
+)
 @click.option("--dev", is_flag=True, help="Flask's development server with the reloader.")
 @click.option("--no-lessons", is_flag=True, help="Turn off the course examples.")
 @click.option(
@@ -113,11 +121,16 @@ def serve(
     host: str,
     port: int,
     workers: int,
+    threads: int,
     dev: bool,
     no_lessons: bool,
     metrics: bool,
 ) -> None:
-    """Start the service (gunicorn; --dev for Flask's reloader)."""
+    """Start the service (granian; --dev for Flask's reloader).
+
+    SIGHUP replaces the workers one at a time without dropping a request;
+    SIGTERM or Ctrl+C stops after the requests in flight.
+    """
     if no_lessons:
         config["COATCHECK_LESSONS"] = False
     if metrics:
@@ -142,9 +155,16 @@ def serve(
             click.echo(started)
         app.run(host=host, port=port, debug=True)
         return
-    options = {"bind": f"{host}:{port}", "workers": workers, **_control_socket(app.instance_path)}
-    options["when_ready"] = lambda server: click.echo(started)
-    _Gunicorn(functools.partial(_app, config), options).run()
+    from .server import run
+
+    run(
+        functools.partial(_app, config),
+        host=host,
+        port=port,
+        workers=workers,
+        threads=threads,
+        on_ready=lambda: click.echo(started),
+    )
 
 
 def _warn_unreachable(app: Flask) -> None:
@@ -169,23 +189,6 @@ def _start_message(host: str, port: int) -> str:
     shown = f"[{host}]" if ":" in host else host
     anywhere = " (every address of this machine)" if host in ("0.0.0.0", "::") else ""  # noqa: S104
     return f"coatcheck is running on http://{shown}:{port}{anywhere} - press Ctrl+C to stop"
-
-
-#: The longest path a Unix socket may have (108 bytes on Linux, 104 on macOS).
-_UNIX_PATH_MAX = 100
-
-
-def _control_socket(instance: str) -> dict[str, Any]:
-    """Return gunicorn's control socket options: one socket per instance.
-
-    gunicorn's default path (``$XDG_RUNTIME_DIR/gunicorn.ctl``) is shared by
-    every server the user runs; the instance folder is not. Too long a path
-    for a Unix socket turns the socket off.
-    """
-    path = os.path.join(os.path.abspath(instance), "gunicorn.ctl")
-    if len(os.fsencode(path)) > _UNIX_PATH_MAX:
-        return {"control_socket_disable": True}
-    return {"control_socket": path}
 
 
 @main.group()
@@ -478,29 +481,3 @@ def _table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> None:
     widths = [max(len(str(c)) for c in column) for column in zip(header, *rows, strict=True)]
     for row in (header, *rows):
         click.echo("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
-
-
-def _gunicorn_base() -> Any:
-    from gunicorn.app.base import BaseApplication
-
-    return BaseApplication
-
-
-class _Gunicorn(_gunicorn_base()):  # type: ignore[misc]
-    """gunicorn running our app factory in each worker."""
-
-    def __init__(self, factory: Callable[[], Flask], options: dict[str, Any]) -> None:
-        self.factory = factory
-        self.options = {"accesslog": "-", **options}
-        super().__init__()
-
-    def load_config(self) -> None:
-        for key, value in self.options.items():
-            if key in self.cfg.settings:  # a setting this gunicorn has (the control socket: 25+)
-                self.cfg.set(key, value)
-
-    def load(self) -> Flask:
-        logging.basicConfig(
-            level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-        )
-        return self.factory()
