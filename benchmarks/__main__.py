@@ -49,6 +49,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--stores", default="redis,sqlite", help="redis,sqlite (default both)")
     parser.add_argument("--only", default=",".join(PARTS), help="some of " + ",".join(PARTS))
     parser.add_argument("--keep", action="store_true", help="keep the work folder (logs, dbs)")
+    parser.add_argument(
+        "--server",
+        choices=overhttp.SERVERS,
+        default="granian",
+        help="the HTTP server of every app (granian: what coatcheck serve runs)",
+    )
     args = parser.parse_args(argv)
     args.stores = [s for s in args.stores.split(",") if s]
     args.only = [p for p in args.only.split(",") if p]
@@ -75,6 +81,7 @@ class Run:
         self.preset = dict(PRESETS[self.mode])
         if args.sizes:
             self.preset["lookup"] = dataclasses.replace(self.preset["lookup"], sizes=args.sizes)
+        self.preset["http"] = dataclasses.replace(self.preset["http"], server=args.server)
         self.secret, self.seed = secrets.token_hex(32), secrets.token_hex(4)
         self.procs = Processes()
         self.started = time.monotonic()

@@ -1,4 +1,10 @@
-"""Authenticated ``GET /api/me`` over HTTP: gunicorn (1 sync worker) driven by wrk."""
+"""Authenticated ``GET /api/me`` over HTTP, driven by wrk.
+
+Every app runs under the same server: granian (what ``coatcheck serve`` runs;
+1 worker, 1 Python thread, as gunicorn's sync worker has), or gunicorn (1 sync
+worker, what the independent harness in shared/bench uses) with ``--server
+gunicorn``.
+"""
 
 from __future__ import annotations
 
@@ -26,10 +32,22 @@ class Plan:
     seconds: int  # per wrk run
     connections: int
     warmup: int  # seconds of wrk per app before the rounds, 0 for none
+    server: str = "granian"  # one of SERVERS
 
 
-def gunicorn_argv(spec: AppSpec, port: int) -> list[str]:
-    """Return the command serving ``spec`` on 127.0.0.1:port with one sync worker."""
+SERVERS = ("granian", "gunicorn")
+
+
+def server_argv(server: str, spec: AppSpec, port: int) -> list[str]:
+    """Return the command serving ``spec`` on 127.0.0.1:port with one worker of ``server``."""
+    if server == "granian":
+        options = (
+            f"--interface wsgi --factory --workers 1 --blocking-threads 1 --host 127.0.0.1 "
+            f"--port {port} --http 1 --no-ws --backlog 2048 --log-level warning --no-access-log"
+        )
+        # "benchmarks.bare_app:create_app()" in gunicorn's notation
+        target = spec.wsgi_target().removesuffix("()")
+        return [sys.executable, "-m", "granian", *options.split(), target]
     options = (
         f"--bind 127.0.0.1:{port} --workers 1 --worker-class sync --backlog 2048 --timeout 60 "
         "--graceful-timeout 3 --log-level warning"
@@ -101,7 +119,7 @@ def measure(store: str, base: Path, secret: str, plan: Plan, procs: Processes) -
     try:
         for spec in specs(store, base, secret, APPS):
             try:
-                servers[spec.name] = _serve(spec, procs, started)
+                servers[spec.name] = _serve(spec, plan, procs, started)
             except Exception as exc:  # one broken app must not hide the others' figures
                 result["apps"][spec.name] = {"error": f"{type(exc).__name__}: {exc}"}
                 log(f"http/{store}: {spec.name} unavailable: {exc}")
@@ -116,13 +134,16 @@ def measure(store: str, base: Path, secret: str, plan: Plan, procs: Processes) -
 
 
 def _serve(
-    spec: AppSpec, procs: Processes, started: list[subprocess.Popen[bytes]]
+    spec: AppSpec, plan: Plan, procs: Processes, started: list[subprocess.Popen[bytes]]
 ) -> tuple[int, str]:
-    """Start ``spec`` under gunicorn and log in; return its port and the Cookie header."""
+    """Start ``spec`` under ``plan.server`` and log in; return its port and the Cookie header."""
     spec.folder.mkdir(parents=True, exist_ok=True)
     port, logfile = free_port(), spec.folder / "server.log"
     env = {**os.environ, **spec.config(), "PYTHONDONTWRITEBYTECODE": "1"}
-    proc = procs.start(gunicorn_argv(spec, port), cwd=spec.folder, env=env, logfile=logfile)
+    # granian imports the target from the working folder and PYTHONPATH.
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    argv = server_argv(plan.server, spec, port)
+    proc = procs.start(argv, cwd=spec.folder, env=env, logfile=logfile)
     started.append(proc)
     wait_ready(port, proc, logfile)
     return port, log_in(OverHttp(port), f"{spec.name}/{spec.store}/http")

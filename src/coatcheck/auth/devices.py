@@ -8,6 +8,7 @@ back in.
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -72,7 +73,13 @@ class DeviceSession:
 
 def iso_time(timestamp: float) -> str:
     """Return a Unix time as ISO 8601 in UTC (``2026-11-22T01:02:03Z``)."""
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(timestamp))
+    return _iso_second(int(timestamp))
+
+
+@functools.lru_cache(maxsize=4096)
+def _iso_second(second: int) -> str:
+    # A session's times change once a minute at most: /api/me formats the same ones again.
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(second))
 
 
 class Devices:

@@ -20,6 +20,21 @@ def cookie_name(settings: Settings, base: str) -> str:
     return f"__Host-{base}" if settings.cookie_secure else base
 
 
+def vary_on(response: Response, name: str) -> None:
+    """Add ``name`` to the response's ``Vary`` header.
+
+    The same as ``response.vary.add(name)`` without parsing the header into a
+    set and writing it back on every request.
+    """
+    current = response.headers.get("Vary")
+    if not current:
+        response.headers["Vary"] = name
+    elif current.strip() != "*" and name.lower() not in {
+        part.strip().lower() for part in current.split(",")
+    }:
+        response.headers["Vary"] = f"{current}, {name}"
+
+
 def cookie_attributes(settings: Settings) -> dict[str, Any]:
     """Return the attributes every coatcheck cookie is set and deleted with."""
     return {

@@ -23,7 +23,7 @@ from ..core.errors import CoatcheckError, SessionError, StoreUnavailable
 from ..core.ids import new_handle
 from ..core.records import SessionRecord
 from .client import client_address, client_meta, client_user_agent
-from .cookies import cookie_attributes
+from .cookies import cookie_attributes, vary_on
 from .errors import replace_response, store_unavailable_response
 
 if TYPE_CHECKING:
@@ -251,7 +251,7 @@ class ServerSessionInterface(SessionInterface):
         if session.failure is not None:
             return
         if session.accessed or session.user_id is not None:
-            response.vary.add("Cookie")
+            vary_on(response, "Cookie")
         if session.user_id is not None:
             response.headers["Cache-Control"] = "no-store"
         try:

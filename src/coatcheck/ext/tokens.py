@@ -14,6 +14,7 @@ from ..core.errors import TokenError
 from ..core.records import SessionRecord
 from .client import bearer_token
 from .context import begin_login, services
+from .cookies import vary_on
 from .session import request_client
 
 _BEARER = "_coatcheck_bearer"
@@ -63,5 +64,5 @@ def mark_bearer_response(response: Response) -> Response:
     """Keep responses to bearer-authenticated requests out of caches (after-request hook)."""
     if g.get(_BEARER) is not None:
         response.headers["Cache-Control"] = "no-store"
-        response.vary.add("Authorization")
+        vary_on(response, "Authorization")
     return response

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
-from flask import Flask, Response, request
+from flask import Flask, Response
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from ..ext.errors import error_response
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
 log = logging.getLogger("coatcheck.service")
 
@@ -48,19 +53,38 @@ SECURITY_HEADERS = (
 _HSTS = ("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
 
 
-def _security_headers(response: Response) -> Response:
-    """Add the security headers a view has not set itself (one pass over the headers)."""
-    headers = response.headers
-    present = {name.lower() for name, _ in headers.items()}
-    wanted = (*SECURITY_HEADERS, _HSTS) if request.is_secure else SECURITY_HEADERS
-    for name, value in wanted:
-        if name.lower() not in present:
-            headers.add(name, value)
-    return response
+class SecurityHeaders:
+    """WSGI middleware: add the security headers a response has not set itself.
+
+    At the WSGI layer every response gets them (error pages, and answers made
+    before any Flask hook), and they are appended to the header list as they
+    are: no header object built, no value checked again, on every request.
+    HSTS goes only on HTTPS requests (``wsgi.url_scheme`` as a trusted proxy
+    fix leaves it, which happens before the response starts).
+    """
+
+    _PLAIN = tuple((name.lower(), (name, value)) for name, value in SECURITY_HEADERS)
+    _SECURE = (*_PLAIN, (_HSTS[0].lower(), _HSTS))
+
+    def __init__(self, app: WSGIApplication) -> None:
+        self.app = app
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            secure = environ.get("wsgi.url_scheme") == "https"
+            present = {name.lower() for name, _ in headers}
+            headers.extend(
+                header
+                for lower, header in (self._SECURE if secure else self._PLAIN)
+                if lower not in present
+            )
+            return start_response(status, headers, exc_info)
+
+        return self.app(environ, start)
 
 
 def install(app: Flask) -> None:
     """Install the error handlers and security headers on ``app``."""
     app.register_error_handler(HTTPException, _handle_http_error)
     app.register_error_handler(InternalServerError, _handle_server_error)
-    app.after_request(_security_headers)
+    app.wsgi_app = SecurityHeaders(app.wsgi_app)  # type: ignore[method-assign]

@@ -25,7 +25,7 @@ from flask import Blueprint, Response, current_app, jsonify, render_template, re
 from ..core.settings import Settings
 from ..core.signing import CookieSigner, signing_keys
 from ..ext import CoatCheck, current_session, current_user, iso_time
-from ..ext.cookies import cookie_name
+from ..ext.cookies import cookie_name, vary_on
 from ..ext.csrf import COOKIE_MAX_AGE
 
 blueprint = Blueprint("inspect", __name__)
@@ -319,7 +319,7 @@ def _attributes(role: str, name: str, settings: Settings, permanent: bool) -> li
 def _private(response: Response) -> Response:
     # Every answer here depends on the request's cookies: never cache or share it.
     response.headers["Cache-Control"] = "no-store"
-    response.vary.add("Cookie")
+    vary_on(response, "Cookie")
     return response
 
 

@@ -23,7 +23,7 @@ from typing import Any
 from ..core.clock import Clock, system_clock
 from ..core.errors import ConfigurationError, StoreUnavailable
 from ..core.records import RecordKind, SessionRecord
-from ..core.sqlite import BUSY_TIMEOUT_S, prepare
+from ..core.sqlite import BUSY_TIMEOUT_S, create_private, prepare
 from .base import (
     LEGACY_KINDS,
     DecodedRecords,
@@ -96,10 +96,7 @@ class SQLiteSessionStore(SessionStore):
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is not None and self._local.pid == os.getpid():
             return conn
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        # Session records: for this user's eyes only (SQLite gives -wal and -shm the same mode).
-        with contextlib.suppress(OSError):  # what cannot be created is SQLite's to report
-            os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
+        create_private(self.path)  # session records: for this user's eyes only
         conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
         prepare(conn)
         conn.execute("PRAGMA mmap_size = 268435456")  # reads from the page cache, not read()

@@ -28,7 +28,7 @@ from limits.storage import MovingWindowSupport, Storage
 
 from ..core.clock import Clock, system_clock
 from ..core.errors import ConfigurationError
-from ..core.sqlite import BUSY_TIMEOUT_S, prepare
+from ..core.sqlite import BUSY_TIMEOUT_S, create_private, prepare
 
 SCHEME = "coatcheck+sqlite"
 MEMORY = ":memory:"
@@ -97,9 +97,7 @@ class SQLiteThrottleStorage(Storage, MovingWindowSupport):
             conn = sqlite3.connect(MEMORY, isolation_level=None, check_same_thread=False)
         else:
             path = Path(self.path)
-            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            # Hashed account names and client addresses: for this user's eyes only.
-            os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+            create_private(path)  # hashed account names and client addresses: private
             conn = sqlite3.connect(
                 path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
             )

@@ -15,10 +15,8 @@ The tables are made and changed by the Alembic migrations of
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, func, select, text
@@ -119,11 +117,7 @@ def _create_sqlite_engine(url: URL) -> Engine:
         engine = create_engine(url, connect_args=connect_args, poolclass=StaticPool)
     else:
         if not url.query.get("uri"):
-            Path(database).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            # Password hashes and the audit log: for this user's eyes only.
-            # (What cannot be created is SQLite's to report, at first use.)
-            with contextlib.suppress(OSError):
-                os.close(os.open(database, os.O_CREAT | os.O_WRONLY, 0o600))
+            sqlite.create_private(database)  # password hashes and the audit log: private
         engine = create_engine(url, connect_args=connect_args)
     event.listen(engine, "connect", _configure_sqlite)
     return engine
