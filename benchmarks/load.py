@@ -13,8 +13,9 @@ new CSRF token), ``GET /api/me``, ``GET /api/sessions``, ``DELETE
 /api/sessions/<handle>`` of another of its user's sessions, log out. A client
 whose session another client revoked gets 401 or 403 and logs in again.
 
-The clients are asyncio tasks on raw sockets, one connection per request (the
-sync workers close every connection). Every 5 s the workers' resident memory
+The clients are asyncio tasks on raw sockets, one connection per request
+(``Connection: close``, as when the server was gunicorn's sync workers, so that
+figures stay comparable). Every 5 s the workers' resident memory
 (``VmRSS``) is read from ``/proc``. The report, markdown on stdout: requests,
 statuses, transport errors, latency percentiles per route, each worker's
 memory and its growth from the first 10 s to the end, tracebacks in the
@@ -213,7 +214,7 @@ class Run:
 
 
 def worker_pids(master: int) -> list[int]:
-    """Return the pids of the children of ``master``: gunicorn's workers."""
+    """Return the pids of the children of ``master``: the server's workers."""
     pids: list[int] = []
     for task in Path(f"/proc/{master}/task").iterdir():
         with contextlib.suppress(OSError):
@@ -408,6 +409,8 @@ def main(argv: list[str] | None = None) -> int:
     cli = Path(sys.executable).parent / "coatcheck"
     env = {k: v for k, v in os.environ.items() if not k.startswith("COATCHECK_")}
     env["SECRET_KEY"] = secrets.token_urlsafe(32)
+    # Every client registers from 127.0.0.1: more than the default 10 an hour.
+    env["COATCHECK_THROTTLE_REGISTER"] = "1000/hour"
     if args.store_url:
         env["COATCHECK_STORE_URL"] = args.store_url
     argv_serve = [str(cli), "serve", "--port", str(port), "--workers", str(args.workers)]
