@@ -191,3 +191,23 @@ def test_misses_cannot_push_out_cached_sessions(
     assert a.get(record.key) == record
     assert hgetall_calls(server) == before
     a.close()
+
+
+def test_decoded_records_go_with_the_entries_they_came_from(
+    private_redis: PrivateRedis, clock: ManualClock
+) -> None:
+    # Kept past their entry, decoded records grew a worker's memory without end
+    # under logins and logouts (make load: +0.2 MiB/s).
+    a, b = open_two(private_redis.url, clock)
+    records = [new_record(clock) for _ in range(20)]
+    for record in records:
+        a.save(record)
+        assert a.get(record.key) == record
+    assert len(a._decodes._kept) == 20
+    for record in records[:15]:
+        b.delete(record.key)  # another instance: Redis tells A
+    for record in records[15:]:
+        assert a.get(record.key) == record
+    assert set(a._decodes._kept) == {r.key for r in records[15:]}
+    a.close()
+    b.close()

@@ -67,3 +67,23 @@ def test_a_change_by_another_process_is_seen(tmp_path: Path, clock: ManualClock)
     assert worker.exitcode == 0
     assert store.get(record.key) is None
     store.close()
+
+
+def test_decoded_records_go_with_the_rows_they_came_from(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    # Kept past their row, decoded records grew each thread's memory to
+    # 10,000 records under logins and logouts (make load: +0.2 MiB/s a worker).
+    a = SQLiteSessionStore(tmp_path / "s.db", clock=clock)
+    b = SQLiteSessionStore(tmp_path / "s.db", clock=clock)
+    records = [new_record(clock) for _ in range(20)]
+    for record in records:
+        b.save(record)
+    for record in records:
+        assert a.get(record.key) == record
+    assert len(a._local.decoded._kept) == 20
+    b.delete(records[0].key)  # a commit elsewhere: every cached row is read again
+    assert a.get(records[1].key) == records[1]
+    assert set(a._local.decoded._kept) == {records[1].key}
+    a.close()
+    b.close()

@@ -197,6 +197,18 @@ class DecodedRecords:
             self._kept[key] = (raw, record)
         return dataclasses.replace(record, data=dict(record.data), meta=dict(record.meta))
 
+    def forget(self, key: str | None) -> None:
+        """Drop what was decoded for ``key`` (every key for ``None``): its raw entry went.
+
+        Called whenever the read cache drops an entry, so that decoded records
+        live no longer than the entries they came from (a dropped entry's
+        record can never be served again: a new read returns a new object).
+        """
+        if key is None:
+            self._kept.clear()
+        else:
+            self._kept.pop(key, None)
+
 
 def check_save_arguments(changed: Set[str] | None, expect: tuple[str, str] | None) -> None:
     """Refuse ``expect`` without ``changed``: a compare-and-set is a partial save."""

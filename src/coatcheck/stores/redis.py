@@ -93,11 +93,16 @@ class RedisSessionStore(SessionStore):
         self.client = client
         self.prefix = prefix
         self.sentinel = sentinel
-        self.cache: TrackedReadCache | None = None
-        if client_cache and isinstance(client, redis.Redis) and sentinel is None:
-            self.cache = TrackedReadCache(client, f"{prefix}s:")
         #: Decoded records beside the read cache's hashes (see :meth:`_decoded`).
         self._decodes = DecodedRecords(_DECODES)
+        self.cache: TrackedReadCache | None = None
+        if client_cache and isinstance(client, redis.Redis) and sentinel is None:
+            names = f"{prefix}s:"
+            self.cache = TrackedReadCache(
+                client,
+                names,
+                lambda name: self._decodes.forget(name and name.removeprefix(names)),
+            )
         self._save = client.register_script(redis_scripts.SAVE)
         self._update = client.register_script(redis_scripts.UPDATE)
         self._add = client.register_script(redis_scripts.ADD)

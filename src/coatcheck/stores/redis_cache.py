@@ -41,6 +41,7 @@ import math
 import os
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import redis
@@ -62,9 +63,16 @@ class TrackedReadCache:
     An empty result (no such key) is cached as well.
     """
 
-    def __init__(self, client: redis.Redis, prefix: str) -> None:
+    def __init__(
+        self,
+        client: redis.Redis,
+        prefix: str,
+        on_drop: Callable[[str | None], None] | None = None,
+    ) -> None:
         self.client = client
         self.prefix = prefix
+        #: Told the name of each entry dropped (``None``: all of them).
+        self._on_drop = on_drop or (lambda name: None)
         self._lock = threading.Lock()
         self._entries: dict[str, dict[str, str]] = {}
         #: Names read and found absent; an ordered set (the values are unused).
@@ -117,7 +125,9 @@ class TrackedReadCache:
         """Cache what a read of ``name`` returned; the oldest entry of its table goes if full."""
         if fields:
             if len(self._entries) >= MAX_ENTRIES:
-                del self._entries[next(iter(self._entries))]
+                oldest = next(iter(self._entries))
+                del self._entries[oldest]
+                self._on_drop(oldest)
             self._entries[name] = fields
         else:
             if len(self._misses) >= MAX_MISSES:
@@ -127,10 +137,12 @@ class TrackedReadCache:
     def _evict(self, name: str) -> None:
         self._entries.pop(name, None)
         self._misses.pop(name, None)
+        self._on_drop(name)
 
     def _clear(self) -> None:
         self._entries.clear()
         self._misses.clear()
+        self._on_drop(None)
         self._epoch += 1
 
     def forget(self, name: str) -> None:

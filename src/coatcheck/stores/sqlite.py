@@ -128,6 +128,7 @@ class SQLiteSessionStore(SessionStore):
         cache = getattr(self._local, "cache", None)
         if cache:
             cache.clear()
+            self._local.decoded.forget(None)
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -175,18 +176,21 @@ class SQLiteSessionStore(SessionStore):
         version = conn.execute("PRAGMA data_version").fetchone()[0]
         if version != self._local.version:
             cache.clear()
+            self._local.decoded.forget(None)  # decoded from rows no longer cached
             self._local.version = version
         return cache
 
-    @staticmethod
     def _row(
-        conn: sqlite3.Connection, cache: dict[str, tuple[Any, ...] | None], key: str
+        self, conn: sqlite3.Connection, cache: dict[str, tuple[Any, ...] | None], key: str
     ) -> tuple[Any, ...] | None:
         if key in cache:
             return cache[key]
         row: tuple[Any, ...] | None = conn.execute(_SELECT + "WHERE key = ?", (key,)).fetchone()
         if len(cache) >= _CACHE_ENTRIES:
-            del cache[next(iter(cache))]  # the oldest entry
+            oldest = next(iter(cache))
+            del cache[oldest]
+            decoded: DecodedRecords = self._local.decoded
+            decoded.forget(oldest)
         cache[key] = row
         return row
 
