@@ -10,6 +10,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from coatcheck.auth.assurance import Assurance
 from coatcheck.auth.client import Client
 from coatcheck.auth.devices import Device, DeviceSession, iso_time
 from coatcheck.auth.services import Services, build_services
@@ -103,6 +104,7 @@ def test_of_user_lists_each_device_exactly(services: Services, world: World) -> 
             "192.0.2.1",
             "test agent",
             True,
+            Assurance.password(NOW + 1),
         ),
         DeviceSession(
             world.series.handle,
@@ -114,6 +116,7 @@ def test_of_user_lists_each_device_exactly(services: Services, world: World) -> 
             "192.0.2.2",
             "other",
             False,
+            Assurance.password(NOW + 2),
         ),
         DeviceSession(
             world.family.handle,
@@ -125,13 +128,25 @@ def test_of_user_lists_each_device_exactly(services: Services, world: World) -> 
             "192.0.2.1",
             "test agent",
             False,
+            Assurance.password(NOW + 3),
         ),
     ]
     assert services.devices.count(world.user_id) == 4  # the linked series counts, unlisted
 
 
 def test_a_device_in_json_has_iso_times_in_utc() -> None:
-    device = DeviceSession("h", "session", "1", 0.0, 86399.5, 1_800_000_000.0, None, "ua", True)
+    device = DeviceSession(
+        "h",
+        "session",
+        "1",
+        0.0,
+        86399.5,
+        1_800_000_000.0,
+        None,
+        "ua",
+        True,
+        Assurance.of(("pwd", "otp"), 60.5),
+    )
     assert device.to_json() == {
         "handle": "h",
         "kind": "session",
@@ -141,6 +156,9 @@ def test_a_device_in_json_has_iso_times_in_utc() -> None:
         "ip": None,
         "user_agent": "ua",
         "current": True,
+        "aal": 2,
+        "amr": ["pwd", "otp"],
+        "authenticated_at": "1970-01-01T00:01:00Z",
     }
     assert iso_time(1_234_567_890) == "2009-02-13T23:31:30Z"
 

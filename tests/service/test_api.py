@@ -113,7 +113,15 @@ def test_me(service: Flask) -> None:
     body = browser.get("/api/me").json
     assert body is not None
     assert body["user"] == {"id": 1, "username": "alice", "roles": []}
-    assert set(body["session"]) == {"handle", "created_at", "last_seen_at", "expires_at"}
+    assert set(body["session"]) == {
+        "handle",
+        "created_at",
+        "last_seen_at",
+        "expires_at",
+        "aal",
+        "amr",
+        "authenticated_at",
+    }
     assert len(body["session"]["handle"]) == 32
 
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..core.records import RecordKind, SessionRecord
 from ..users import models as events
+from .assurance import Assurance
 from .client import NO_CLIENT, Client
 from .sessions import SERIES_KEY
 from .stamps import STAMP, is_current
@@ -56,6 +57,8 @@ class DeviceSession:
     ip: str | None
     user_agent: str | None
     current: bool
+    #: How sure the login of this device was, and when it was last checked.
+    assurance: Assurance
 
     def to_json(self) -> dict[str, Any]:
         """Return the API form of this device (times in ISO 8601, UTC)."""
@@ -68,7 +71,17 @@ class DeviceSession:
             "ip": self.ip,
             "user_agent": self.user_agent,
             "current": self.current,
+            **assurance_json(self.assurance),
         }
+
+
+def assurance_json(assurance: Assurance) -> dict[str, Any]:
+    """Return the API form of an assurance: ``aal``, ``amr``, ``authenticated_at``."""
+    return {
+        "aal": assurance.aal,
+        "amr": list(assurance.amr),
+        "authenticated_at": iso_time(assurance.authenticated_at),
+    }
 
 
 def iso_time(timestamp: float) -> str:
@@ -245,6 +258,7 @@ def _device(record: SessionRecord, current_handle: str | None) -> DeviceSession:
         ip=record.meta.get("ip"),
         user_agent=record.meta.get("user_agent"),
         current=record.handle == current_handle,
+        assurance=Assurance.from_meta(record.meta, record.created_at),
     )
 
 

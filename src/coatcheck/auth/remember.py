@@ -19,6 +19,7 @@ from ..core.ids import is_session_id, new_handle, new_session_id
 from ..core.records import RecordKind, SessionRecord
 from ..users import models as events
 from . import rotation
+from .assurance import Assurance
 from .client import NO_CLIENT, Client
 from .sessions import SERIES_KEY
 from .stamps import STAMP, born_under
@@ -55,6 +56,8 @@ class Remembered:
     stamp: int
     #: ``True`` when this was the previous cookie within the grace window.
     replayed: bool
+    #: The assurance the series was issued at: the login restores it.
+    assurance: Assurance
 
 
 class RememberSeries:
@@ -63,8 +66,18 @@ class RememberSeries:
     def __init__(self, services: Services) -> None:
         self.services = services
 
-    def issue(self, user_id: str, stamp: int, client: Client = NO_CLIENT) -> Issued:
-        """Start a series for ``user_id`` born under ``stamp``; return its cookie."""
+    def issue(
+        self,
+        user_id: str,
+        stamp: int,
+        client: Client = NO_CLIENT,
+        assurance: Assurance | None = None,
+    ) -> Issued:
+        """Start a series for ``user_id`` born under ``stamp``; return its cookie.
+
+        ``assurance`` (a password login now, if not given) is what a login by
+        this cookie restores.
+        """
         services = self.services
         now = services.clock()
         series, secret = rotation.new_secret(), rotation.new_secret()
@@ -76,7 +89,11 @@ class RememberSeries:
             expires_at=now + services.settings.remember_lifetime,
             user_id=user_id,
             data=rotation.initial_fields(secret, now),
-            meta={STAMP: stamp, **client.meta()},
+            meta={
+                STAMP: stamp,
+                **(assurance or Assurance.password(now)).to_meta(),
+                **client.meta(),
+            },
             kind=RecordKind.REMEMBER,
         )
         services.store.save(record)
@@ -129,6 +146,7 @@ class RememberSeries:
             session_id=successor["sid"],
             stamp=born_under(record.meta),
             replayed=outcome.verdict is rotation.Verdict.REPLAYED,
+            assurance=Assurance.from_meta(record.meta, record.created_at),
         )
 
     def forget(self, cookie: str | None, *, key: str | None = None) -> None:

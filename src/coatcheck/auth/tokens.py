@@ -29,6 +29,7 @@ from ..core.records import RecordKind, SessionRecord
 from ..core.tokens import new_jti
 from ..users import models as events
 from . import rotation
+from .assurance import Assurance
 from .client import NO_CLIENT, Client
 from .sessions import USER_ID
 from .stamps import STAMP, is_current, stamp_key, stamp_value
@@ -48,8 +49,18 @@ class TokenFamilies:
     def __init__(self, services: Services) -> None:
         self.services = services
 
-    def issue(self, user: Any, stamp: int, client: Client = NO_CLIENT) -> dict[str, Any]:
-        """Start a family (a device) for ``user`` born under ``stamp``; return its first pair."""
+    def issue(
+        self,
+        user: Any,
+        stamp: int,
+        client: Client = NO_CLIENT,
+        assurance: Assurance | None = None,
+    ) -> dict[str, Any]:
+        """Start a family (a device) for ``user`` born under ``stamp``; return its first pair.
+
+        Its access tokens carry ``assurance`` (a password login now, if not
+        given) as ``amr`` and ``acr``, refreshed or not.
+        """
         services = self.services
         now = services.clock()
         family_id, secret = rotation.new_secret(), rotation.new_secret()
@@ -68,6 +79,7 @@ class TokenFamilies:
                 "roles": sorted(set(user.roles)),
                 STAMP: stamp,
                 _BORN: now,
+                **(assurance or Assurance.password(now)).to_meta(),
                 **client.meta(),
             },
             kind=RecordKind.TOKEN_FAMILY,
@@ -222,8 +234,11 @@ class TokenFamilies:
 
     def _pair(self, family: SessionRecord, now: float, refresh: str) -> dict[str, Any]:
         settings = self.services.settings
+        assurance = Assurance.from_meta(family.meta, family.created_at)
         access = self.services.token_signer.sign(
             {
+                "amr": list(assurance.amr),
+                "acr": assurance.acr,
                 "sub": family.user_id,
                 "iat": int(now),
                 "exp": int(now + settings.access_token_lifetime),

@@ -15,6 +15,7 @@ from typing import Any, Protocol, TypeVar, cast
 from flask import g, has_request_context
 from werkzeug.local import LocalProxy
 
+from ..auth.assurance import Assurance
 from ..auth.sessions import SERIES_KEY, USER_ID
 from ..auth.stamps import STAMP
 from ..core import csrf
@@ -178,20 +179,30 @@ def _user_from(
 current_user: User = cast(User, LocalProxy(get_current_user))
 
 
-def login_user(user: UserLike, remember: bool = False, *, via: str = "password") -> None:
+def login_user(
+    user: UserLike,
+    remember: bool = False,
+    *,
+    via: str = "password",
+    methods: tuple[str, ...] = ("pwd",),
+) -> None:
     """Log ``user`` in: a new session ID (fixation-proof), a new CSRF secret.
 
     The session is born under the user's revocation stamp as it was when their
     credentials were checked in this request, so a revocation racing the login
-    wins. With ``remember=True`` a remember-me cookie is issued too, and the
-    session cookie gets a Max-Age.
+    wins. It records the assurance of the login: ``methods`` are the
+    authentication methods just checked (``"pwd"``, ``"otp"``, ``"recovery"``,
+    ``"webauthn"``, ``"passkey"``), which give ``aal`` 1 or 2. With
+    ``remember=True`` a remember-me cookie is issued too, restoring this
+    assurance when it logs in, and the session cookie gets a Max-Age.
     """
     user, stamp = begin_login(user)
     user_id = str(user.id)
-    session = _establish(user, stamp)
+    assurance = Assurance.of(methods, services().clock())
+    session = _establish(user, stamp, assurance)
     if remember:
         session.permanent = True
-        session.set_meta(SERIES_KEY, remember_cookie.issue(user_id, stamp))
+        session.set_meta(SERIES_KEY, remember_cookie.issue(user_id, stamp, assurance))
     services().audit(
         events.LOGIN_SUCCEEDED,
         client=request_client(),
@@ -201,15 +212,19 @@ def login_user(user: UserLike, remember: bool = False, *, via: str = "password")
     )
 
 
-def _establish(user: UserLike, stamp: int) -> Any:
-    """Make the current session ``user``'s, born under ``stamp``, under a new ID."""
+def _establish(user: UserLike, stamp: int, assurance: Assurance) -> Any:
+    """Make the current session ``user``'s, born under ``stamp``, under a new ID.
+
+    The session records ``assurance``: how sure this login is, and when.
+    """
     session = current_session()
     session.user_id = str(user.id)
     session.set_meta(USER_ID, user.id if isinstance(user.id, int | str) else str(user.id))
     session.set_meta("username", user.username)
     session.set_meta("roles", sorted(set(user.roles)))
     session.set_meta("csrf", csrf.new_secret())
-    session.set_meta("auth_at", services().clock())
+    for name, value in assurance.to_meta().items():
+        session.set_meta(name, value)
     session.set_meta(STAMP, stamp)
     session.rotate_requested = True
     session.rotate_fresh = True
@@ -247,7 +262,7 @@ def _login_from_remember_cookie() -> AuthenticatedUser | None:
         found.remember.forget(None, key=remembered.key)
         remember_cookie.clear_remember_cookie()
         return None
-    _establish(user, remembered.stamp)
+    _establish(user, remembered.stamp, remembered.assurance)
     session.next_id = remembered.session_id
     session.permanent = True
     session.set_meta(SERIES_KEY, remembered.key)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from flask import request
 
+from ..auth.assurance import Assurance
 from ..auth.remember import Issued
 from .context import services
 from .cookies import cookie_name, queue_cookie, single_cookie
@@ -40,9 +41,9 @@ def clear_remember_cookie() -> None:
         queue_cookie(remember_cookie_name(), None)
 
 
-def issue(user_id: str, stamp: int) -> str:
+def issue(user_id: str, stamp: int, assurance: Assurance | None = None) -> str:
     """Start a remember-me series for ``user_id``, queue its cookie; return its store key."""
-    issued: Issued = services().remember.issue(user_id, stamp, request_client())
+    issued: Issued = services().remember.issue(user_id, stamp, request_client(), assurance)
     set_remember_cookie(issued.cookie, issued.max_age)
     return issued.key
 

@@ -7,6 +7,8 @@ from typing import Any
 from flask import Blueprint, Response, abort, jsonify, request
 
 from ..auth.admins import ensure_an_admin_remains
+from ..auth.assurance import Assurance
+from ..auth.devices import DeviceSession, assurance_json
 from ..core.errors import CoatcheckError, LastAdmin
 from ..ext import (
     CoatCheck,
@@ -153,7 +155,8 @@ def logout() -> tuple[str, int]:
 def me() -> Response:
     user = get_current_user()
     info: dict[str, Any] = {"handle": user.handle}
-    record = current_session().record if user.via == "session" else None
+    session = current_session() if user.via == "session" else None
+    record = session.record if session is not None else None
     times = record or next((d for d in list_sessions() if d.handle == user.handle), None)
     if times is not None:
         info.update(
@@ -161,6 +164,11 @@ def me() -> Response:
             last_seen_at=iso_time(times.last_seen_at),
             expires_at=iso_time(times.expires_at),
         )
+    if session is not None:  # its meta, even for a session this request logged in
+        born = record.created_at if record is not None else CoatCheck.state().clock()
+        info.update(assurance_json(Assurance.from_meta(session.peek_meta(), born)))
+    elif isinstance(times, DeviceSession):
+        info.update(assurance_json(times.assurance))
     return jsonify(
         user={"id": _int_id(user.id), "username": user.username, "roles": list(user.roles)},
         session=info,

@@ -30,6 +30,7 @@ from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import default_exceptions
 from werkzeug.wrappers import Response as WerkzeugResponse
 
+from ..auth.assurance import Assurance
 from ..core import csrf
 from ..core.errors import (
     CSRFError,
@@ -105,6 +106,24 @@ def isotime_filter(value: float | str | datetime | None) -> str:
 def device_filter(user_agent: str | None) -> str:
     """Return a short "Browser on OS" for a user agent."""
     return describe_user_agent(user_agent)
+
+
+#: The authentication methods (SPEC §8's ``amr``) as people read them.
+METHOD_NAMES = {
+    "pwd": "password",
+    "otp": "authenticator code",
+    "recovery": "recovery code",
+    "webauthn": "security key",
+    "passkey": "passkey",
+}
+
+
+@blueprint.app_template_filter("methods")
+def methods_filter(assurance: Assurance) -> str:
+    """Return how a login was made, e.g. "Password and authenticator code"."""
+    names = [METHOD_NAMES.get(m, m) for m in assurance.amr]
+    text = " and ".join([", ".join(names[:-1]), names[-1]] if len(names) > 2 else names)
+    return text[:1].upper() + text[1:]
 
 
 @blueprint.app_template_filter("event_label")
@@ -299,11 +318,14 @@ def account() -> ResponseReturnValue:
     raw = current_user.id  # an int, or text for sessions from before typed IDs
     user_id = raw if isinstance(raw, int) else int(str(raw)) if str(raw).isdigit() else None
     events = users.list_events(user_id=user_id, limit=RECENT_EVENTS) if user_id else []
+    record = session.record
+    born = record.created_at if record is not None else CoatCheck.state().clock()
     return render_template(
         "account.html",
         handle=session.handle,
-        record=session.record,
+        record=record,
         remembered=session.permanent,
+        assurance=Assurance.from_meta(session.peek_meta(), born),
         events=events,
     )
 
