@@ -136,3 +136,17 @@ def test_methods_read_as_words() -> None:
     assert methods_filter(Assurance.of(("passkey",), 0)) == "Passkey"
     three = Assurance.of(("pwd", "otp", "webauthn"), 0)
     assert methods_filter(three) == "Password, authenticator code and security key"
+
+
+def test_inspect_shows_the_assurance_of_the_session(app: Flask) -> None:
+    add_user(app, "alice")
+    browser = Browser(app)
+    assert browser.login("alice", PASSWORD).status_code == 200
+    browser.get("/api/me")  # the session is stored by now
+    report = browser.get("/api/inspect").json
+    assert report is not None
+    assurance = report["session"]["assurance"]
+    assert (assurance["aal"], assurance["amr"]) == (1, ["pwd"])
+    page = browser.get("/inspect").get_data(as_text=True)
+    assert "Assurance</th><td>level 1" in page
+    assert Browser(app).get("/api/inspect").json["session"]["assurance"] is None  # type: ignore[index]

@@ -22,6 +22,8 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, render_template, request
 
+from ..auth.assurance import Assurance
+from ..auth.devices import assurance_json
 from ..core.settings import Settings
 from ..core.signing import CookieSigner, signing_keys
 from ..ext import CoatCheck, current_session, current_user, iso_time
@@ -204,6 +206,11 @@ def _session_report(own: dict[str, str]) -> dict[str, Any]:
         "user": (
             {"id": user.id, "username": user.username, "roles": list(user.roles)}
             if user.is_authenticated
+            else None
+        ),
+        "assurance": (
+            assurance_json(Assurance.from_meta(session.peek_meta(), record.created_at))
+            if user.is_authenticated and record is not None
             else None
         ),
         # Only the application's data: coatcheck's meta (CSRF secret, address...) never.
