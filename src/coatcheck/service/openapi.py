@@ -588,6 +588,22 @@ def _page(key: str, item: str) -> Schema:
     return _object({key: _list(item), "total": _INT, "offset": _INT, "limit": _INT})
 
 
+_ASSURANCE = {
+    "aal": {
+        "enum": [1, 2],
+        "description": "Authenticator assurance level: 1 a password, 2 a second factor or passkey.",
+    },
+    "amr": {
+        "type": "array",
+        "items": {"enum": ["pwd", "otp", "recovery", "webauthn", "passkey"]},
+        "description": "The authentication methods used, in order.",
+    },
+    "authenticated_at": {
+        **_TIME,
+        "description": "The last password, factor or step-up check (not renewed by a "
+        "remember-me login or a token refresh).",
+    },
+}
 _DEVICE = {
     "handle": _STR,
     "kind": {**_STR, "description": "session, token (a token family) or remember"},
@@ -597,6 +613,7 @@ _DEVICE = {
     "ip": _NULLABLE_STR,
     "user_agent": _NULLABLE_STR,
     "current": _BOOL,
+    **_ASSURANCE,
 }
 _USER = {"id": _INT, "username": _STR, "roles": _ROLES}
 _NULLABLE_TIME: Schema = {"type": ["string", "null"], "format": "date-time"}
@@ -647,6 +664,7 @@ def _inspection() -> Schema:
             "expires_at": _NULLABLE_TIME,
             "permanent": _BOOL,
             "user": user,
+            "assurance": {"oneOf": [{"type": "null"}, _object(_ASSURANCE)]},
             "data": {"type": "object"},
         }
     )
@@ -678,7 +696,12 @@ def _schemas() -> dict[str, Schema]:
                 "user": _object({**_USER, "id": {"type": ["integer", "string"]}}),
                 "session": _object(
                     {"handle": _STR},
-                    {"created_at": _TIME, "last_seen_at": _TIME, "expires_at": _TIME},
+                    {
+                        "created_at": _TIME,
+                        "last_seen_at": _TIME,
+                        "expires_at": _TIME,
+                        **_ASSURANCE,
+                    },
                 ),
             }
         ),
