@@ -62,7 +62,14 @@ def test_issue_stores_the_series_exactly(services: Services, user_id: str) -> No
         NOW,
         NOW + LIFETIME,
     )
-    assert record.meta == {STAMP: 5, "ip": "192.0.2.1", "user_agent": "test agent"}
+    assert record.meta == {
+        STAMP: 5,
+        "aal": 1,
+        "amr": ["pwd"],
+        "auth_at": NOW,  # a password login now, unless told otherwise
+        "ip": "192.0.2.1",
+        "user_agent": "test agent",
+    }
     assert record.data == rotation.initial_fields(secret, NOW)
     assert is_session_id(series) and is_session_id(secret) and series != secret
 

@@ -72,6 +72,9 @@ def test_issue_stores_the_family_exactly(services: Services, alice: User) -> Non
         "roles": ["a", "b"],
         STAMP: 5,
         "born_at": NOW,
+        "aal": 1,
+        "amr": ["pwd"],
+        "auth_at": NOW,
         "ip": "192.0.2.1",
         "user_agent": "test agent",
     }

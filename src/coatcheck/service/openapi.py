@@ -588,7 +588,7 @@ def _page(key: str, item: str) -> Schema:
     return _object({key: _list(item), "total": _INT, "offset": _INT, "limit": _INT})
 
 
-_ASSURANCE = {
+_ASSURANCE: dict[str, Schema] = {
     "aal": {
         "enum": [1, 2],
         "description": "Authenticator assurance level: 1 a password, 2 a second factor or passkey.",
