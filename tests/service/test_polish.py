@@ -82,7 +82,7 @@ def test_inspector_keeps_attributes_whole_and_uses_the_pages_time_format(app: Fl
     client = logged_in(app, "alice")
     page = text(get(client, "/inspect"))
     assert '<td class="attribute"><code>SameSite=Lax</code></td>' in page
-    assert len(SHOWN.findall(page)) == 3  # created, last seen, expires
+    assert len(SHOWN.findall(page)) == 4  # created, last seen, expires, authenticated
     assert not ISO.search(visible(page))
 
 
