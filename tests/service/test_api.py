@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from flask import Flask
+from flask import Flask, Response
 
 from coatcheck import CoatCheck
+from coatcheck.ext.cookies import vary_on
 
 from ..ext.auth_app import Browser
 from ..ext.helpers import https_client, set_cookies
@@ -302,6 +303,40 @@ def test_security_headers(service: Flask) -> None:
     assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
     assert response.headers["Referrer-Policy"] == "same-origin"
     assert response.headers["Strict-Transport-Security"].startswith("max-age=")
+
+
+def test_security_headers_on_every_answer_once(make_service: Callable[..., Flask]) -> None:
+    behind_proxy = make_service(COATCHECK_TRUSTED_PROXIES=1)
+
+    @behind_proxy.get("/framed")
+    def framed() -> Response:
+        response = Response("ok")
+        response.headers["X-Frame-Options"] = "SAMEORIGIN"  # the view's own choice stands
+        return response
+
+    plain = behind_proxy.test_client()
+    for path in ("/api/csrf", "/no-such-page", "/framed"):
+        response = plain.get(path)
+        assert response.headers.getlist("X-Content-Type-Options") == ["nosniff"], path
+        assert len(response.headers.getlist("Content-Security-Policy")) == 1, path
+        assert "Strict-Transport-Security" not in response.headers, path  # plain HTTP
+    assert plain.get("/framed").headers.getlist("X-Frame-Options") == ["SAMEORIGIN"]
+    assert plain.get("/no-such-page").status_code == 404
+    proxied = plain.get("/api/csrf", headers={"X-Forwarded-Proto": "https"})
+    assert proxied.headers["Strict-Transport-Security"].startswith("max-age=")
+
+
+def test_vary_keeps_what_is_there() -> None:
+    response = Response()
+    vary_on(response, "Cookie")
+    vary_on(response, "cookie")
+    assert response.headers.getlist("Vary") == ["Cookie"]
+    response.headers["Vary"] = "Accept-Encoding"
+    vary_on(response, "Authorization")
+    assert response.headers["Vary"] == "Accept-Encoding, Authorization"
+    response.headers["Vary"] = "*"
+    vary_on(response, "Cookie")
+    assert response.headers["Vary"] == "*"
 
 
 def test_authenticated_responses_are_not_stored(service: Flask) -> None:

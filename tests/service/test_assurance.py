@@ -71,11 +71,13 @@ def test_access_tokens_carry_amr_and_acr_through_refreshes(app: Flask, clock: Ma
     tokens = get_tokens(app)
     claims = jwt.decode(tokens["access_token"], options={"verify_signature": False})
     assert (claims["amr"], claims["acr"]) == (["pwd"], "aal1")
+    assert claims["auth_time"] == int(issued_at)
     clock.advance(600)
     refreshed = api(app).post("/api/token/refresh", json={"refresh_token": tokens["refresh_token"]})
     assert refreshed.status_code == 200
     claims = jwt.decode(refreshed.json["access_token"], options={"verify_signature": False})  # type: ignore[index]
     assert (claims["amr"], claims["acr"]) == (["pwd"], "aal1")
+    assert claims["auth_time"] == int(issued_at)  # a refresh is not an authentication
     me = api(app).get("/api/me", headers=bearer(refreshed.json))  # type: ignore[arg-type]
     session = me.json["session"]  # type: ignore[index]
     assert (session["aal"], session["amr"]) == (1, ["pwd"])
@@ -101,7 +103,10 @@ def test_an_application_names_the_methods_it_checked(app: Flask) -> None:
 def test_assurance_of_methods() -> None:
     assert Assurance.of(("pwd",), 5.0) == Assurance(1, ("pwd",), 5.0)
     assert Assurance.of(("pwd", "otp", "otp"), 5.0) == Assurance(2, ("pwd", "otp"), 5.0)
-    assert Assurance.of(("passkey",), 5.0).acr == "aal2"
+    assert Assurance.of(("passkey",), 5.0).acr == "aal2"  # device and user verification
+    for second in ("otp", "recovery", "webauthn"):
+        assert Assurance.of(("pwd", second), 5.0).aal == 2
+        assert Assurance.of((second,), 5.0).aal == 1  # one factor alone is one factor
     for bad in ((), ("sms",)):
         with pytest.raises(ValueError, match="authentication methods"):
             Assurance.of(bad, 5.0)
@@ -116,6 +121,7 @@ def test_a_record_from_before_assurance_reads_as_a_password_login(clock: ManualC
     assert Assurance.from_meta({"aal": 7, "amr": "pwd", "auth_at": True}, 3.0) == Assurance(
         1, ("pwd",), 3.0
     )
+    assert Assurance.from_meta({"aal": True, "amr": ["otp"]}, 3.0).aal == 1
     stored = Assurance.of(("pwd", "otp"), 9.0)
     assert Assurance.from_meta(stored.to_meta(), 1.0) == stored
 

@@ -20,8 +20,20 @@ from typing import Any
 
 #: The authentication methods (RFC 8176 names where one exists).
 METHODS = ("pwd", "otp", "recovery", "webauthn", "passkey")
-#: The methods that make a login two-factor on their own or with a password.
-_SECOND = frozenset({"otp", "recovery", "webauthn", "passkey"})
+#: Second factors: with a password, a login is two-factor (``aal`` 2).
+_SECOND = frozenset({"otp", "recovery", "webauthn"})
+
+
+def _level(methods: tuple[str, ...]) -> int:
+    """Return 2 for a passkey, or a password with a second factor; 1 otherwise.
+
+    A passkey is two factors in one (the device, and the PIN or biometric that
+    user verification requires); a second factor alone is one factor.
+    """
+    if "passkey" in methods or ("pwd" in methods and _SECOND & set(methods)):
+        return 2
+    return 1
+
 
 AAL, AMR, AUTH_AT = "aal", "amr", "auth_at"
 
@@ -40,7 +52,7 @@ class Assurance:
         unknown = [m for m in methods if m not in METHODS]
         if not methods or unknown:
             raise ValueError(f"authentication methods must be some of {METHODS}, not {methods}")
-        return cls(2 if _SECOND & set(methods) else 1, tuple(dict.fromkeys(methods)), at)
+        return cls(_level(methods), tuple(dict.fromkeys(methods)), at)
 
     @classmethod
     def password(cls, at: float) -> Assurance:
@@ -55,7 +67,7 @@ class Assurance:
         at = meta.get(AUTH_AT)
         when = float(at) if isinstance(at, int | float) and not isinstance(at, bool) else created_at
         aal = meta.get(AAL)
-        level = aal if aal in (1, 2) else (2 if _SECOND & set(methods) else 1)
+        level = aal if type(aal) is int and aal in (1, 2) else _level(methods)
         return cls(level, methods, when)
 
     def to_meta(self) -> dict[str, Any]:

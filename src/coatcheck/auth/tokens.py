@@ -239,6 +239,8 @@ class TokenFamilies:
             {
                 "amr": list(assurance.amr),
                 "acr": assurance.acr,
+                # When the login was checked: a refresh is not a new authentication.
+                "auth_time": int(assurance.authenticated_at),
                 "sub": family.user_id,
                 "iat": int(now),
                 "exp": int(now + settings.access_token_lifetime),

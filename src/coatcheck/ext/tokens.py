@@ -10,6 +10,7 @@ from typing import Any
 
 from flask import Response, g
 
+from ..auth.assurance import Assurance
 from ..core.errors import TokenError
 from ..core.records import SessionRecord
 from .client import bearer_token
@@ -20,14 +21,17 @@ from .session import request_client
 _BEARER = "_coatcheck_bearer"
 
 
-def issue_tokens(user: Any) -> dict[str, Any]:
+def issue_tokens(user: Any, *, methods: tuple[str, ...] = ("pwd",)) -> dict[str, Any]:
     """Start a token family (a device) for ``user``; return its first pair.
 
     The family is born under the stamp read when ``user``'s password was
     checked in this request (see :func:`coatcheck.authenticate`), or else now.
+    ``methods`` are the authentication methods just checked, as for
+    :func:`coatcheck.login_user`; its access tokens carry them (``amr``).
     """
     user, stamp = begin_login(user)
-    return services().tokens.issue(user, stamp, request_client())
+    assurance = Assurance.of(methods, services().clock())
+    return services().tokens.issue(user, stamp, request_client(), assurance)
 
 
 def refresh_tokens(refresh_token: str) -> dict[str, Any]:

@@ -106,7 +106,8 @@ def main() -> None:
     default=4,
     show_default=True,
     type=click.IntRange(1, 64),
-    help="Python threads per worker that run requests (slow clients hold none).",
+    help="Python threads per worker that run requests (slow clients hold none); "
+    "more help only while requests wait on a store or a password hash.",
 )
 @click.option("--dev", is_flag=True, help="Flask's development server with the reloader.")
 @click.option("--no-lessons", is_flag=True, help="Turn off the course examples.")

@@ -1,7 +1,7 @@
 """Prometheus metrics at ``/metrics`` (``coatcheck serve --metrics``).
 
 Counters follow the library's security events; request latency is timed
-around every request. With several gunicorn workers each worker counts for
+around every request. With several server workers each worker counts for
 itself unless ``PROMETHEUS_MULTIPROC_DIR`` is set (``coatcheck serve`` sets it).
 
 The endpoint answers only a bearer token: ``COATCHECK_METRICS_TOKEN``, or else

@@ -11,10 +11,17 @@ What gunicorn gave and this keeps: ``--workers`` processes, a worker that dies
 is replaced, ``SIGHUP`` replaces every worker gracefully (one at a time, the
 new one started before the old one stops), ``SIGTERM``/``SIGINT`` stop after
 the requests in flight (at most :data:`GRACEFUL_SECONDS`).
+
+What it does not: granian stops the whole server when a worker dies again
+within 5.5 s of being replaced (a crash loop; run it under a supervisor), and
+has no per-request timeout (the store and database timeouts bound every wait
+coatcheck makes). On Linux, connections still queued on a worker that stops
+move to another only with ``sysctl net.ipv4.tcp_migrate_req=1``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import resource
@@ -41,7 +48,9 @@ def raise_open_files_limit(wanted: int) -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
     if soft != resource.RLIM_INFINITY and soft < target:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        # macOS refuses more than its kernel's maximum even under an unlimited hard limit.
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
 
 
 def run(

@@ -31,7 +31,7 @@ Safety rules:
   holds the connection open) sends no invalidation and closes nothing; without
   this check its sessions would be served from the cache for as long as it
   stayed away, instead of failing closed;
-- after a fork (gunicorn workers) the cache and connection are rebuilt.
+- after a fork (server workers) the cache and connection are rebuilt.
 """
 
 from __future__ import annotations

@@ -79,6 +79,7 @@ class SQLiteSessionStore(SessionStore):
         self.path = Path(path)
         self._local = threading.local()
         self._schema_ready = False
+        self._file_ready = False
         self._schema_lock = threading.Lock()
         self._next_purge = 0.0
 
@@ -96,7 +97,11 @@ class SQLiteSessionStore(SessionStore):
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is not None and self._local.pid == os.getpid():
             return conn
-        create_private(self.path)  # session records: for this user's eyes only
+        with self._schema_lock:
+            if not self._file_ready:
+                # Once per store, before this process has any connection to lose locks.
+                create_private(self.path)  # session records: for this user's eyes only
+                self._file_ready = True
         conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
         prepare(conn)
         conn.execute("PRAGMA mmap_size = 268435456")  # reads from the page cache, not read()

@@ -158,7 +158,7 @@ class UserStore:
     :param pool_size: connections kept open to PostgreSQL; as many again
         (``max_overflow``) may be opened under load (the extension passes
         ``COATCHECK_DATABASE_POOL_SIZE``). The pool belongs to
-        the process: under gunicorn each worker has its own, so PostgreSQL may
+        the process: under `coatcheck serve` each worker has its own, so PostgreSQL may
         see up to workers × (pool_size + max_overflow) connections, here
         workers × 2 × pool_size. Keep that below its ``max_connections``.
         Pooled connections are checked before use and replaced after 30
