@@ -132,6 +132,17 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+def host() -> dict[str, object]:
+    """Return the date, the CPUs, Python and the platform, for a report."""
+    return {
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "nproc": os.cpu_count(),
+        "cpu": cpu_model(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+
+
 def machine() -> dict[str, object]:
     """Return what the report says about this machine and its software."""
     versions = {}
@@ -141,11 +152,7 @@ def machine() -> dict[str, object]:
         except importlib.metadata.PackageNotFoundError:
             versions[name] = "-"
     return {
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "nproc": os.cpu_count(),
-        "cpu": cpu_model(),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
+        **host(),
         "loadavg": [round(x, 2) for x in os.getloadavg()],
         "versions": versions,
     }

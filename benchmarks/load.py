@@ -31,7 +31,6 @@ import contextlib
 import json
 import math
 import os
-import platform
 import random
 import secrets
 import shutil
@@ -44,7 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .common import Processes, cpu_model, free_port, log
+from .common import Processes, free_port, host, log
 
 USER_PREFIX = "load-user-"
 REQUEST_TIMEOUT = 30.0
@@ -384,6 +383,15 @@ def report(args: argparse.Namespace, figures: dict[str, Any], tracebacks: int) -
     return "\n".join(out) + "\n"
 
 
+def machine(loadavg_before: list[float]) -> dict[str, Any]:
+    """Return the machine's figures for a report: date, CPUs, Python, load before and after."""
+    return {
+        **host(),
+        "loadavg_before": loadavg_before,
+        "loadavg_after": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.load", description=__doc__)
     parser.add_argument("--clients", type=int, default=200)
@@ -424,15 +432,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         processes.stop_all()
     tracebacks = logfile.read_text(errors="replace").count("Traceback")
-    figures["machine"] = {
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "nproc": os.cpu_count(),
-        "cpu": cpu_model(),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "loadavg_before": loadavg,
-        "loadavg_after": [round(x, 2) for x in os.getloadavg()],
-    }
+    figures["machine"] = machine(loadavg)
     figures["tracebacks"] = tracebacks
     figures["setup"] = {k: str(v) for k, v in vars(args).items()}
     print(report(args, figures, tracebacks))

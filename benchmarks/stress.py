@@ -49,8 +49,6 @@ import asyncio
 import contextlib
 import json
 import os
-import platform
-import resource
 import secrets
 import shutil
 import signal
@@ -66,11 +64,11 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, TypeVar
 
-from coatcheck.service.server import HEADER_TIMEOUT_MS
+from coatcheck.service.server import HEADER_TIMEOUT_MS, raise_open_files_limit
 from coatcheck.stores.redis_cache import LIVENESS_SECONDS
 
-from .common import Processes, cpu_model, free_port, log
-from .load import Answer, ProtocolError, http, percentile
+from .common import Processes, free_port, log
+from .load import Answer, ProtocolError, http, machine, percentile
 
 #: SPEC §11: the 99th percentile of a request's latency among slow clients stays under this.
 SLOW_P99_BOUND = 0.25
@@ -577,14 +575,6 @@ def run_frozen(args: argparse.Namespace, processes: Processes, work: Path) -> di
     return figures
 
 
-def raise_open_files(wanted: int) -> None:
-    """Raise the soft limit of open files towards ``wanted`` (within the hard limit)."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
-    if soft != resource.RLIM_INFINITY and soft < target:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-
-
 # -- The report -----------------------------------------------------------------------------
 
 
@@ -752,7 +742,7 @@ def on_sigterm(signum: int, frame: FrameType | None) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     signal.signal(signal.SIGTERM, on_sigterm)
-    raise_open_files(args.slow_clients + 256)
+    raise_open_files_limit(args.slow_clients + 256)
     work = Path(tempfile.mkdtemp(prefix="coatcheck-stress-"))
     loadavg = [round(x, 2) for x in os.getloadavg()]
     processes = Processes()
@@ -787,15 +777,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             shutil.rmtree(work, ignore_errors=True)
     figures["failures"] = failures
-    figures["machine"] = {
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "nproc": os.cpu_count(),
-        "cpu": cpu_model(),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "loadavg_before": loadavg,
-        "loadavg_after": [round(x, 2) for x in os.getloadavg()],
-    }
+    figures["machine"] = machine(loadavg)
     figures["setup"] = {k: str(v) for k, v in vars(args).items()}
     print(report(args, figures))
     if args.json:
