@@ -35,6 +35,7 @@ from .login import (
     login_user,
     logout_user,
     roles_required,
+    session_assurance,
     session_user,
 )
 from .session import ServerSession, current_session
@@ -72,6 +73,7 @@ __all__ = [
     "revoke_session",
     "revoke_token",
     "roles_required",
+    "session_assurance",
     "session_user",
     "set_user_roles",
     "verify_access_token",

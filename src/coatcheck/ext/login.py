@@ -140,6 +140,18 @@ def get_current_user() -> User:
     return user
 
 
+def session_assurance() -> Assurance:
+    """Return how the current session's login was made (its ``aal``, ``amr``, ``authenticated_at``).
+
+    Read from the session itself, so a login made in this request counts
+    before its record is written.
+    """
+    session = current_session()
+    record = session.record
+    born = record.created_at if record is not None else services().clock()
+    return Assurance.from_meta(session.peek_meta(), born)
+
+
 def session_user() -> User:
     """Return who the current session is logged in as, never logging in by cookie.
 

@@ -7,7 +7,6 @@ from typing import Any
 from flask import Blueprint, Response, abort, jsonify, request
 
 from ..auth.admins import ensure_an_admin_remains
-from ..auth.assurance import Assurance
 from ..auth.devices import DeviceSession, assurance_json
 from ..core.errors import CoatcheckError, LastAdmin
 from ..ext import (
@@ -35,6 +34,7 @@ from ..ext import (
     revoke_session,
     revoke_token,
     roles_required,
+    session_assurance,
     set_user_roles,
 )
 from ..ext.errors import error_response
@@ -164,9 +164,8 @@ def me() -> Response:
             last_seen_at=iso_time(times.last_seen_at),
             expires_at=iso_time(times.expires_at),
         )
-    if session is not None:  # its meta, even for a session this request logged in
-        born = record.created_at if record is not None else CoatCheck.state().clock()
-        info.update(assurance_json(Assurance.from_meta(session.peek_meta(), born)))
+    if session is not None:
+        info.update(assurance_json(session_assurance()))
     elif isinstance(times, DeviceSession):
         info.update(assurance_json(times.assurance))
     return jsonify(

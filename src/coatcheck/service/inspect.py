@@ -22,11 +22,10 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, render_template, request
 
-from ..auth.assurance import Assurance
 from ..auth.devices import assurance_json
 from ..core.settings import Settings
 from ..core.signing import CookieSigner, signing_keys
-from ..ext import CoatCheck, current_session, current_user, iso_time
+from ..ext import CoatCheck, current_session, current_user, iso_time, session_assurance
 from ..ext.cookies import cookie_name, vary_on
 from ..ext.csrf import COOKIE_MAX_AGE
 
@@ -209,7 +208,7 @@ def _session_report(own: dict[str, str]) -> dict[str, Any]:
             else None
         ),
         "assurance": (
-            assurance_json(Assurance.from_meta(session.peek_meta(), record.created_at))
+            assurance_json(session_assurance())
             if user.is_authenticated and record is not None
             else None
         ),

@@ -56,6 +56,7 @@ from ..ext import (
     register_user,
     revoke_other_sessions,
     revoke_session,
+    session_assurance,
 )
 from ..ext.errors import error_response, wants_json
 from ..users import InvalidEmail
@@ -318,14 +319,12 @@ def account() -> ResponseReturnValue:
     raw = current_user.id  # an int, or text for sessions from before typed IDs
     user_id = raw if isinstance(raw, int) else int(str(raw)) if str(raw).isdigit() else None
     events = users.list_events(user_id=user_id, limit=RECENT_EVENTS) if user_id else []
-    record = session.record
-    born = record.created_at if record is not None else CoatCheck.state().clock()
     return render_template(
         "account.html",
         handle=session.handle,
-        record=record,
+        record=session.record,
         remembered=session.permanent,
-        assurance=Assurance.from_meta(session.peek_meta(), born),
+        assurance=session_assurance(),
         events=events,
     )
 
