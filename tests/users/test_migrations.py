@@ -31,7 +31,7 @@ db_url = test_user_store.db_url
 
 HASH = test_user_store.HASH
 TABLES = {"coatcheck_users", "coatcheck_audit_events"}
-HEAD = "0001"
+HEAD = "0002"
 # Nothing listens on loopback port 1; engines connect lazily, so these never do.
 LAZY_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:1/test"
 VERSION = table(VERSION_TABLE, column("version_num"))

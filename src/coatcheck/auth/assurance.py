@@ -70,6 +70,11 @@ class Assurance:
         level = aal if type(aal) is int and aal in (1, 2) else _level(methods)
         return cls(level, methods, when)
 
+    def renewed(self, methods: tuple[str, ...], at: float) -> Assurance:
+        """Return this assurance after a step-up by ``methods`` at ``at``: the methods
+        join the ones used, and ``authenticated_at`` becomes ``at``."""
+        return Assurance.of((*self.amr, *methods), at)
+
     def to_meta(self) -> dict[str, Any]:
         """Return the meta entries that record this assurance."""
         return {AAL: self.aal, AMR: list(self.amr), AUTH_AT: self.authenticated_at}

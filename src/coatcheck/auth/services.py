@@ -22,6 +22,7 @@ from ..core.errors import ConfigurationError
 from ..core.logtext import escape_for_log
 from ..core.passwords import PasswordHasher
 from ..core.records import LifetimePolicy
+from ..core.sealing import Sealer
 from ..core.settings import Settings
 from ..core.signing import CookieSigner, signing_keys
 from ..core.tokens import TokenSigner, make_token_signer
@@ -30,6 +31,7 @@ from ..users import models as events
 from .accounts import Accounts
 from .client import NO_CLIENT, Client
 from .devices import Devices
+from .factors import SecondFactors
 from .remember import RememberSeries
 from .secret import check_shared_signing_key
 from .sessions import Sessions
@@ -61,6 +63,8 @@ class Services:
     csrf_signer: CookieSigner
     remember_signer: CookieSigner
     token_signer: TokenSigner
+    #: Seals TOTP secrets at rest (a key derived from SECRET_KEY; fallbacks open).
+    factor_sealer: Sealer
     users_factory: Callable[[], UserStore]
     #: Loads an application's own user by ID (``None``: the built-in user store).
     user_loader: Callable[[str], Any] | None = None
@@ -129,6 +133,11 @@ class Services:
     def accounts(self) -> Accounts:
         """Return the account operations."""
         return Accounts(self)
+
+    @functools.cached_property
+    def factors(self) -> SecondFactors:
+        """Return the second factors (TOTP, WebAuthn, recovery codes)."""
+        return SecondFactors(self)
 
     @functools.cached_property
     def devices(self) -> Devices:
@@ -230,6 +239,7 @@ def build_services(
         csrf_signer=CookieSigner(keys, "csrf", clock=clock),
         remember_signer=CookieSigner(keys, "remember", clock=clock),
         token_signer=make_token_signer(settings, keys, clock),
+        factor_sealer=Sealer(keys, "totp"),
         users_factory=open_users,
         user_loader=user_loader,
         users_given=users is not None,

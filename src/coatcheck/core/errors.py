@@ -93,3 +93,19 @@ class TokenError(CoatcheckError):
 
 class LastAdmin(CoatcheckError):
     """A change that would leave no active user with the admin role (HTTP 409 ``last_admin``)."""
+
+
+class InvalidCode(CoatcheckError):
+    """A second-factor code or credential that is wrong, replayed, expired or unknown."""
+
+
+class SecondFactorRequired(Unauthenticated):
+    """The password was right; the login waits for a second factor (a pending session)."""
+
+
+class EnrolmentRequired(Unauthenticated):
+    """The policy wants a second factor this user lacks: only enrolment is reachable."""
+
+
+class ReauthenticationRequired(CoatcheckError):
+    """A sensitive action needs a password or factor check more recent than this one."""

@@ -195,6 +195,31 @@ class Settings:
         "retry racing) instead of counting as theft.",
         30.0,
     )
+    reauth_max_age: float = _key(
+        "COATCHECK_REAUTH_MAX_AGE",
+        "Seconds after the last password, factor or step-up check during which sensitive "
+        "actions (factors, recovery codes, revoking other sessions, admin changes) are "
+        "allowed; after it they answer 401 reauthentication_required.",
+        600.0,
+    )
+    reauth_url: str = _key(
+        "COATCHECK_REAUTH_URL",
+        "Where @reauth_required sends browsers to confirm who they are (with ?next=). "
+        "Empty: a plain 401 page.",
+        "",
+    )
+    require_second_factor: tuple[str, ...] = _key(
+        "COATCHECK_REQUIRE_SECOND_FACTOR",
+        "Who must have a second factor: 'all', or roles (comma-separated, e.g. admin). "
+        "Such a user without one can, after the password, reach only enrolment.",
+        (),
+    )
+    public_url: str = _key(
+        "COATCHECK_PUBLIC_URL",
+        "The service's public origin (https://auth.example.com): the WebAuthn relying "
+        "party ID and origin. Empty: the request's own origin (development only).",
+        "",
+    )
     trusted_proxies: int = _key(
         "COATCHECK_TRUSTED_PROXIES",
         "How many reverse proxies in front set X-Forwarded-For/-Proto/-Host (ProxyFix). "
@@ -219,6 +244,16 @@ class Settings:
         if self.store_timeout <= 0 or self.database_timeout <= 0:
             raise ConfigurationError(
                 "COATCHECK_STORE_TIMEOUT and COATCHECK_DATABASE_TIMEOUT must be positive numbers"
+            )
+        if self.reauth_max_age <= 0:
+            raise ConfigurationError("COATCHECK_REAUTH_MAX_AGE must be a positive number")
+        if self.public_url and (
+            not self.public_url.startswith(("https://", "http://"))
+            or self.public_url.rstrip("/").count("/") != 2
+        ):
+            raise ConfigurationError(
+                f"COATCHECK_PUBLIC_URL takes an origin like https://host[:port], "
+                f"not {self.public_url!r}"
             )
         if self.trusted_proxies < 0:
             raise ConfigurationError("COATCHECK_TRUSTED_PROXIES must be 0 or more")
@@ -292,6 +327,11 @@ class Settings:
         if self.cookie_name:
             return self.cookie_name
         return "__Host-session" if self.cookie_secure else "session"
+
+    def requires_second_factor(self, roles: Iterable[str]) -> bool:
+        """Tell whether a user with ``roles`` must have a second factor (the policy)."""
+        required = self.require_second_factor
+        return "all" in required or any(role in required for role in roles)
 
     @functools.cached_property
     def lifetimes(self) -> LifetimePolicy:

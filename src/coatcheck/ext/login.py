@@ -16,10 +16,11 @@ from flask import g, has_request_context
 from werkzeug.local import LocalProxy
 
 from ..auth.assurance import Assurance
+from ..auth.pending import SECOND_FACTOR, PendingLogin
 from ..auth.sessions import SERIES_KEY, USER_ID
 from ..auth.stamps import STAMP
 from ..core import csrf
-from ..core.errors import Forbidden, Unauthenticated
+from ..core.errors import EnrolmentRequired, Forbidden, SecondFactorRequired, Unauthenticated
 from ..users import models as events
 from . import remember as remember_cookie
 from .client import bearer_token
@@ -314,6 +315,20 @@ def logout_user() -> None:
     g.setdefault(_USER, ANONYMOUS)
 
 
+def refuse_anonymous() -> None:
+    """Raise why the current request is not logged in.
+
+    A pending login (SPEC §8) reaches nothing but its next step: it gets
+    :class:`SecondFactorRequired` or :class:`EnrolmentRequired` (both 401);
+    anyone else :class:`Unauthenticated`.
+    """
+    if bearer_token() is None:
+        pending = PendingLogin.from_meta(current_session().peek_meta(), services().clock())
+        if pending is not None:
+            raise SecondFactorRequired() if pending.stage == SECOND_FACTOR else EnrolmentRequired()
+    raise Unauthenticated()
+
+
 def login_required(view: F) -> F:
     """Let only authenticated requests reach ``view``.
 
@@ -325,7 +340,7 @@ def login_required(view: F) -> F:
     @functools.wraps(view)
     def wrapped(*args: Any, **kwargs: Any) -> Any:
         if not get_current_user().is_authenticated:
-            raise Unauthenticated()
+            refuse_anonymous()
         return view(*args, **kwargs)
 
     return cast(F, wrapped)
@@ -339,7 +354,7 @@ def roles_required(*roles: str) -> Callable[[F], F]:
         def wrapped(*args: Any, **kwargs: Any) -> Any:
             user = get_current_user()
             if not user.is_authenticated:
-                raise Unauthenticated()
+                refuse_anonymous()
             if not all(user.has_role(role) for role in roles):
                 raise Forbidden()
             return view(*args, **kwargs)

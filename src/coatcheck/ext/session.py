@@ -33,6 +33,9 @@ log = logging.getLogger("coatcheck.session")
 _serializer = TaggedJSONSerializer()
 #: Where the request's session is kept for coatcheck's own hooks.
 SESSION_ENVIRON_KEY = "coatcheck.session"
+#: Meta keys that keep a session with no user and no data worth storing: a
+#: pending login (SPEC §8) and a WebAuthn ceremony under way.
+KEEPING_META = ("pending", "webauthn")
 
 
 class ServerSession(SessionMixin):
@@ -195,7 +198,11 @@ class ServerSession(SessionMixin):
 
     def is_empty(self) -> bool:
         """Tell whether there is nothing worth storing."""
-        return not self._data and self._user_id is None
+        return (
+            not self._data
+            and self._user_id is None
+            and not any(self._meta.get(key) for key in KEEPING_META)
+        )
 
     def serialized(self, keys: set[str] | None = None) -> dict[str, str]:
         """Return the current values (all, or ``keys``) as JSON text."""

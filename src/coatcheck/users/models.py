@@ -33,6 +33,16 @@ TOKEN_REUSE = "refresh_token_reuse"  # noqa: S105 (an event name)
 USER_DISABLED = "user_disabled"
 USER_ENABLED = "user_enabled"
 USER_CREATED = "user_created"
+FACTOR_ADDED = "factor_added"
+FACTOR_REMOVED = "factor_removed"
+FACTOR_RENAMED = "factor_renamed"
+FACTORS_RESET = "factors_reset"
+RECOVERY_CODES_ISSUED = "recovery_codes_issued"
+RECOVERY_CODE_USED = "recovery_code_used"
+SECOND_FACTOR_FAILED = "second_factor_failed"
+STEP_UP = "step_up"
+PASSKEY_LOGIN = "passkey_login"
+CREDENTIAL_CLONED = "webauthn_credential_cloned"
 
 #: Constraint and index names that stay stable across databases, so that
 #: Alembic migrations can refer to them later.
@@ -140,6 +150,93 @@ class AuditEventRow(Base):
             session_handle=self.session_handle,
             detail=dict(self.detail) if self.detail is not None else None,
         )
+
+
+class FactorRow(Base):
+    """One second factor of a user: a TOTP secret (sealed) or a WebAuthn credential."""
+
+    __tablename__ = "coatcheck_factors"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(Integer, index=True)
+    type: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(String(64))
+    #: Counts only once confirmed (a TOTP code entered; a WebAuthn credential at once).
+    confirmed: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: A WebAuthn credential that logs in on its own (discoverable, user verified).
+    passkey: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: TOTP: the secret, sealed with a key derived from SECRET_KEY.
+    secret: Mapped[str | None] = mapped_column(Text)
+    #: TOTP: the last time step accepted (each is accepted once).
+    last_step: Mapped[int | None] = mapped_column(Integer)
+    #: WebAuthn: the credential ID (base64url), unique.
+    credential_id: Mapped[str | None] = mapped_column(String(1400), unique=True)
+    public_key: Mapped[str | None] = mapped_column(Text)
+    sign_count: Mapped[int] = mapped_column(Integer, default=0)
+    transports: Mapped[list[str] | None] = mapped_column(JSON(none_as_null=True))
+    backup_eligible: Mapped[bool] = mapped_column(Boolean, default=False)
+    backup_state: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    def to_factor(self) -> Factor:
+        """Return the detached, immutable value of this row."""
+        return Factor(
+            id=self.id,
+            user_id=self.user_id,
+            type=self.type,
+            name=self.name,
+            confirmed=self.confirmed,
+            passkey=self.passkey,
+            secret=self.secret,
+            last_step=self.last_step,
+            credential_id=self.credential_id,
+            public_key=self.public_key,
+            sign_count=self.sign_count,
+            transports=tuple(self.transports or ()),
+            backup_eligible=self.backup_eligible,
+            backup_state=self.backup_state,
+            created_at=self.created_at,
+            last_used_at=self.last_used_at,
+        )
+
+
+class RecoveryCodeRow(Base):
+    """One single-use recovery code, kept as its SHA-256 (the codes carry 80 random bits)."""
+
+    __tablename__ = "coatcheck_recovery_codes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(Integer, index=True)
+    code_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+@dataclass(frozen=True, slots=True)
+class Factor:
+    """A second factor as stored, detached from the database.
+
+    The sealed TOTP secret and the public key are left out of ``repr()``.
+    """
+
+    id: int
+    user_id: int
+    #: ``totp`` or ``webauthn``.
+    type: str
+    name: str
+    confirmed: bool
+    passkey: bool
+    secret: str | None = field(repr=False)
+    last_step: int | None
+    credential_id: str | None
+    public_key: str | None = field(repr=False)
+    sign_count: int
+    transports: tuple[str, ...]
+    backup_eligible: bool
+    backup_state: bool
+    created_at: datetime
+    last_used_at: datetime | None
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,7 @@ The tables are made and changed by the Alembic migrations of
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -34,6 +35,7 @@ from sqlalchemy.pool import StaticPool
 from ..core import sqlite
 from ..core.clock import system_clock
 from ..core.errors import CoatcheckError, ConfigurationError, StoreUnavailable, UsernameTaken
+from .factors import FactorStore
 from .models import AuditEvent, AuditEventRow, User, UserRow
 from .validation import (
     MAX_ID,
@@ -187,8 +189,13 @@ class UserStore:
     def _now(self) -> datetime:
         return datetime.fromtimestamp(self.clock(), UTC)
 
+    @functools.cached_property
+    def factors(self) -> FactorStore:
+        """Return the users' second factors and recovery codes."""
+        return FactorStore(self)
+
     @contextlib.contextmanager
-    def _transaction(self) -> Iterator[Session]:
+    def transaction(self) -> Iterator[Session]:
         """Yield a session whose work is committed on success, rolled back on error."""
         with _unavailable_as_error(), self._sessions.begin() as session:
             yield session
@@ -297,7 +304,7 @@ class UserStore:
             disabled=False,
         )
         try:
-            with self._transaction() as session:
+            with self.transaction() as session:
                 session.add(row)
                 session.flush()
                 return row.to_user()
@@ -309,7 +316,7 @@ class UserStore:
         """Return the user with this ID, or ``None``."""
         if not is_valid_id(user_id):
             return None
-        with self._transaction() as session:
+        with self.transaction() as session:
             row = session.get(UserRow, user_id)
             return None if row is None else row.to_user()
 
@@ -318,7 +325,7 @@ class UserStore:
         if not is_valid_username(username):
             return None
         query = select(UserRow).where(UserRow.username_key == username_key(username))
-        with self._transaction() as session:
+        with self.transaction() as session:
             row = session.scalars(query).one_or_none()
             return None if row is None else row.to_user()
 
@@ -326,12 +333,12 @@ class UserStore:
         """Return a page of users in order of ID."""
         check_page(offset, limit)
         query = select(UserRow).order_by(UserRow.id).offset(offset).limit(limit)
-        with self._transaction() as session:
+        with self.transaction() as session:
             return [row.to_user() for row in session.scalars(query)]
 
     def count_users(self) -> int:
         """Return the number of users."""
-        with self._transaction() as session:
+        with self.transaction() as session:
             return session.scalar(select(func.count()).select_from(UserRow)) or 0
 
     def set_password_hash(self, user_id: int, password_hash: str) -> User:
@@ -343,7 +350,7 @@ class UserStore:
         :raise ValueError: if ``password_hash`` is not an encoded hash.
         """
         check_password_hash(password_hash)
-        with self._transaction() as session:
+        with self.transaction() as session:
             row = self._row(session, user_id)
             row.password_hash = password_hash
             row.password_changed_at = self._now()
@@ -357,7 +364,7 @@ class UserStore:
         :raise ValueError: for an invalid role.
         """
         normalized = list(normalize_roles(roles))
-        with self._transaction() as session:
+        with self.transaction() as session:
             row = self._row(session, user_id)
             row.roles = normalized
             session.flush()
@@ -368,7 +375,7 @@ class UserStore:
 
         :raise UnknownUser: if no user has this ID.
         """
-        with self._transaction() as session:
+        with self.transaction() as session:
             row = self._row(session, user_id)
             row.disabled = bool(disabled)
             session.flush()
@@ -407,7 +414,7 @@ class UserStore:
             detail=clean_detail(detail),
             **clean_audit_fields(username, ip, user_agent, session_handle),
         )
-        with self._transaction() as session:
+        with self.transaction() as session:
             session.add(row)
 
     def list_events(
@@ -421,7 +428,7 @@ class UserStore:
         if user_id is not None:
             query = query.where(AuditEventRow.user_id == user_id)
         query = query.order_by(AuditEventRow.at.desc(), AuditEventRow.id.desc())
-        with self._transaction() as session:
+        with self.transaction() as session:
             rows = session.scalars(query.offset(offset).limit(limit))
             return [row.to_event() for row in rows]
 
@@ -432,5 +439,5 @@ class UserStore:
         query = select(func.count()).select_from(AuditEventRow)
         if user_id is not None:
             query = query.where(AuditEventRow.user_id == user_id)
-        with self._transaction() as session:
+        with self.transaction() as session:
             return session.scalar(query) or 0

@@ -1,0 +1,1 @@
+"""WebAuthn credentials: second factors and passkeys (SPEC §8)."""

@@ -1,0 +1,1 @@
+"""WebAuthn ceremonies in a request (SPEC §8)."""
