@@ -30,7 +30,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         app.config["SECRET_KEY"] = instance_secret_key(instance)
     CoatCheck(app)
 
-    from . import admin, api, http, inspect, openapi, ops, pages
+    from . import admin, api, http, inspect, openapi, ops, pages, webauthn_api
 
     http.install(app)
     # The service says more than the library: where tokens come from, and a
@@ -38,6 +38,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_error_handler(CSRFError, pages.csrf_failed)
     app.context_processor(lambda: {"lessons_enabled": app.config["COATCHECK_LESSONS"]})
     app.register_blueprint(api.blueprint)
+    app.register_blueprint(webauthn_api.blueprint)
     app.register_blueprint(ops.blueprint)
     app.register_blueprint(openapi.blueprint)
     app.register_blueprint(pages.blueprint)
