@@ -140,6 +140,13 @@ class Services:
         return SecondFactors(self)
 
     @functools.cached_property
+    def webauthn(self) -> Any:
+        """Return the WebAuthn credentials protocol (:mod:`.webauthn`)."""
+        from .webauthn import WebAuthnCredentials  # py_webauthn only when used
+
+        return WebAuthnCredentials(self)
+
+    @functools.cached_property
     def devices(self) -> Devices:
         """Return the device (session) operations."""
         return Devices(self)

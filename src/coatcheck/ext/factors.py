@@ -178,6 +178,26 @@ def finish_enrolment(amr: str) -> bool:
     return True
 
 
+#: The session meta key of recovery codes waiting to be shown once on the next page.
+_SHOW_CODES = "show_recovery_codes"
+
+
+def stash_recovery_codes(codes: list[str] | None) -> None:
+    """Keep new recovery codes for the next page to show once (a browser flow)."""
+    if codes:
+        current_session().set_meta(_SHOW_CODES, codes)
+
+
+def pop_recovery_codes() -> list[str] | None:
+    """Return recovery codes stashed for showing, and forget them."""
+    session = current_session()
+    codes = session.peek_meta().get(_SHOW_CODES)
+    if codes:
+        session.set_meta(_SHOW_CODES, None)
+        return [str(c) for c in codes]
+    return None
+
+
 def current_assurance() -> Assurance:
     """Return the assurance of the current request's login (session or bearer token)."""
     if get_current_user().via == "bearer":
@@ -270,6 +290,8 @@ __all__ = [
     "complete_login",
     "current_assurance",
     "factor_owner",
+    "pop_recovery_codes",
+    "stash_recovery_codes",
     "finish_enrolment",
     "pending_login",
     "reauth_required",
