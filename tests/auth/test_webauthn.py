@@ -626,3 +626,30 @@ def test_step_up_options_need_a_login(app: Flask) -> None:
     client = Browser(app)
     client.csrf()
     assert client.post("/api/reauth/webauthn").status_code == 401
+
+
+def test_enrolment_with_a_passkey_completes_the_login(make_app: Callable[..., Flask]) -> None:
+    app = make_app(COATCHECK_REQUIRE_SECOND_FACTOR="all")
+    state = CoatCheck.state(app)
+    state.users.create_user("alice", state.hasher.hash(PASSWORD))
+    browser = Browser(app)
+    first = browser.login("alice")
+    assert first.json["second_factor_enrolment_required"] is True
+    browser.csrf()
+    assert browser.get("/api/me").status_code == 401
+    finished = enrol(browser, SoftKey(), passkey=True)  # no step-up needed here
+    assert len(finished["recovery_codes"]) == 10
+    browser.csrf()
+    session = browser.get("/api/me").json["session"]
+    assert session["aal"] == 2 and session["amr"] == ["pwd", "webauthn"]
+
+
+def test_a_ceremony_belongs_to_its_session(
+    make_app: Callable[..., Flask],
+) -> None:
+    app = make_app()
+    browser = user(app)
+    begun = browser.post("/api/webauthn/register/begin", {"passkey": True}).json
+    other = user(app, "bob")
+    answer = other.post("/api/webauthn/register/finish", {"credential": SoftKey().create(begun)})
+    assert answer.status_code == 401  # bob's session has no ceremony; alice's is not his
