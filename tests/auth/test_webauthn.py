@@ -21,7 +21,7 @@ import cbor2
 import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
-from flask import Flask
+from flask import Flask, Response
 
 from coatcheck import CoatCheck
 from coatcheck.auth.webauthn import (
@@ -653,3 +653,21 @@ def test_a_ceremony_belongs_to_its_session(
     other = user(app, "bob")
     answer = other.post("/api/webauthn/register/finish", {"credential": SoftKey().create(begun)})
     assert answer.status_code == 401  # bob's session has no ceremony; alice's is not his
+
+
+def test_a_script_page_keeps_its_own_policy(app: Flask) -> None:
+    from coatcheck.service.http import CONTENT_SECURITY_POLICY, SCRIPT_PAGE_CSP, allow_own_script
+
+    assert "script-src 'self'" in SCRIPT_PAGE_CSP and "'unsafe-inline'" not in SCRIPT_PAGE_CSP
+    script_only = SCRIPT_PAGE_CSP.replace("script-src 'self'", "script-src 'none'")
+    assert script_only == CONTENT_SECURITY_POLICY
+    app.add_url_rule("/script-page", "script_page", lambda: allow_own_script(Response("page")))
+    app.add_url_rule("/plain-page", "plain_page", lambda: Response("page"))
+    client = Browser(app)
+    assert client.get("/script-page").headers.getlist("Content-Security-Policy") == [
+        SCRIPT_PAGE_CSP
+    ]
+    assert client.get("/plain-page").headers["Content-Security-Policy"] == CONTENT_SECURITY_POLICY
+    script = client.get("/static/webauthn.js")
+    script.close()
+    assert script.status_code == 200
