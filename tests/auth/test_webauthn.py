@@ -622,6 +622,12 @@ def test_step_up_with_a_security_key(app: Flask, clock: ManualClock) -> None:
     assert browser.post("/api/webauthn/register/begin", {"passkey": True}).status_code == 200
 
 
+def test_step_up_options_need_a_credential(app: Flask) -> None:
+    browser = user(app)
+    answer = browser.post("/api/reauth/webauthn")
+    assert answer.status_code == 401 and answer.json["error"] == "invalid_code"
+
+
 def test_step_up_options_need_a_login(app: Flask) -> None:
     client = Browser(app)
     client.csrf()

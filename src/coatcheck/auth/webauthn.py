@@ -308,6 +308,8 @@ class WebAuthnCredentials:
         offers its discoverable ones) and requires user verification; a
         username given is only remembered, so that a known and an unknown one
         answer alike. A second factor or step-up lists the user's credentials.
+
+        :raise InvalidCode: for a second factor or step-up of a user who has none.
         """
         if purpose == LOGIN:
             options = generate_authentication_options(
@@ -321,10 +323,13 @@ class WebAuthnCredentials:
             )
         if purpose not in (SECOND_FACTOR, REAUTH) or user_id is None:
             raise ValueError(f"an assertion for {purpose!r} needs a user")
+        credentials = self.credentials(user_id)
+        if not credentials:  # an empty list would let the browser offer anyone's passkeys
+            raise InvalidCode()
         options = generate_authentication_options(
             rp_id=rp.id,
             timeout=int(CEREMONY_LIFETIME * 1000),
-            allow_credentials=[_descriptor(f) for f in self.credentials(user_id)],
+            allow_credentials=[_descriptor(f) for f in credentials],
             user_verification=UserVerificationRequirement.PREFERRED,
         )
         return options_to_json_dict(options), self._ceremony(
