@@ -201,7 +201,14 @@ class WebAuthnCredentials:
         """Return the user's WebAuthn credentials, oldest first."""
         return [f for f in self.services.factors.factors(user_id) if f.type == WEBAUTHN]
 
+    def _require_store(self) -> None:
+        """Refuse when there is no user store to keep credentials in (an application's
+        own users, loaded by its user loader, have no factors here)."""
+        if not self.services.factors.available:
+            raise InvalidCode()
+
     def _ceremony(self, purpose: str, challenge: bytes, **fields: Any) -> Ceremony:
+        self._require_store()
         until = self.services.clock() + CEREMONY_LIFETIME
         return Ceremony(purpose, bytes_to_base64url(challenge), until, **fields)
 
@@ -258,6 +265,7 @@ class WebAuthnCredentials:
         :raise InvalidCode: if it does not verify (or is registered already).
         """
         ceremony.check(REGISTER, self.services.clock())
+        self._require_store()
         parsed = parse_registration(credential)
         if ceremony.user_id is None:
             raise InvalidCode()
@@ -377,6 +385,7 @@ class WebAuthnCredentials:
         return factor
 
     def _stored(self, parsed: AuthenticationCredential) -> Factor | None:
+        self._require_store()
         if bytes_to_base64url(parsed.raw_id) != parsed.id:
             return None
         factor = self.services.users.factors.by_credential_id(parsed.id)
