@@ -22,12 +22,15 @@ from schemathesis.checks import (
 )
 from werkzeug.test import TestResponse
 
+from coatcheck.core.clock import ManualClock
 from coatcheck.service import api
 from coatcheck.service.openapi import build_document
 
 from ..ext.auth_app import Browser
 from ..ext.helpers import https_client
 from .conftest import PASSWORD, add_user
+from .test_second_factor import TotpBrowser
+from .test_tokens import timed
 
 #: Routes outside /api/ that belong to the JSON API.
 JSON_ROUTES = {
@@ -250,6 +253,77 @@ def test_successful_answers_conform(make_service: Callable[..., Flask]) -> None:
     successes = {(m, p) for m, p, status in check.seen if status < 300}
     assert successes == described_operations(served_document(app)) - {
         ("GET", "/.well-known/jwks.json")  # 200 with a key pair: below
+    } - second_factor_operations(served_document(app))  # below
+
+
+def second_factor_operations(document: dict[str, Any]) -> set[tuple[str, str]]:
+    """Return the operations of SPEC §8 (tag ``second factors``, and the admin's reset)."""
+    found = {("DELETE", "/api/admin/users/{user_id}/2fa")}
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            if "second factors" in operation["tags"]:
+                found.add((method.upper(), path))
+    return found
+
+
+def test_second_factor_answers_conform(
+    make_service: Callable[..., Flask], clock: ManualClock
+) -> None:
+    app = timed(make_service(), clock)
+    check = Conformance(app)
+    alice_id = add_user(app, "alice")
+    add_user(app, "root", "admin")
+    alice = TotpBrowser(app)
+    alice.login("alice", PASSWORD)
+    begun = check("POST", "/api/2fa/totp", alice.post("/api/2fa/totp", {"name": "Phone"}), 200)
+    alice.secret, factor_id = begun.json["secret"], begun.json["id"]  # type: ignore[index]
+    confirm = alice.post(f"/api/2fa/totp/{factor_id}/confirm", {"code": alice.code(clock)})
+    check("POST", "/api/2fa/totp/{factor_id}/confirm", confirm, 200, factor_id=factor_id)
+    check("GET", "/api/2fa", alice.get("/api/2fa"), 200)
+    renamed = alice.client.patch(
+        f"/api/2fa/{factor_id}", json={"name": "Work"}, headers=alice.headers()
+    )
+    check("PATCH", "/api/2fa/{factor_id}", renamed, 200, factor_id=factor_id)
+    codes = check("POST", "/api/2fa/recovery-codes", alice.post("/api/2fa/recovery-codes"), 200)
+    check("POST", "/api/reauth", alice.post("/api/reauth", {"password": PASSWORD}), 204)
+    key = alice.post("/api/webauthn/register/begin", {"name": "Key", "passkey": False})
+    check("POST", "/api/webauthn/register/begin", key, 200)
+    clock.advance(30)
+
+    phone = TotpBrowser(app)
+    phone.secret = alice.secret
+    check("POST", "/api/login", phone.login("alice", PASSWORD), 200)
+    options = phone.post("/api/login/second-factor/webauthn")
+    check("POST", "/api/login/second-factor/webauthn", options, options.status_code)
+    done = phone.second("totp", phone.code(clock))
+    check("POST", "/api/login/second-factor", done, 200)
+    options = phone.post("/api/reauth/webauthn")
+    check("POST", "/api/reauth/webauthn", options, options.status_code)
+    recovery = TotpBrowser(app)
+    recovery.login("alice", PASSWORD)
+    spent = recovery.second("recovery", codes.json["recovery_codes"][0])  # type: ignore[index]
+    check("POST", "/api/login/second-factor", spent, 200)
+    passkey = TotpBrowser(app)
+    passkey.csrf()
+    begin = passkey.post("/api/webauthn/login/begin", {})
+    check("POST", "/api/webauthn/login/begin", begin, 200)
+    refused = passkey.post("/api/webauthn/login/finish", {"credential": {"id": "x"}})
+    check("POST", "/api/webauthn/login/finish", refused, refused.status_code)
+
+    removed = alice.client.delete(f"/api/2fa/{factor_id}", headers=alice.headers())
+    check("DELETE", "/api/2fa/{factor_id}", removed, 204, factor_id=factor_id)
+    root = TotpBrowser(app)
+    root.login("root", PASSWORD)
+    reset = root.client.delete(f"/api/admin/users/{alice_id}/2fa", headers=root.headers())
+    check("DELETE", "/api/admin/users/{user_id}/2fa", reset, 204, user_id=alice_id)
+    # Registration and passkey logins finish only with a browser's authenticator:
+    # tests/browser/test_webauthn.py runs them.
+    successes = {(m, p) for m, p, status in check.seen if status < 300}
+    assert successes >= second_factor_operations(served_document(app)) - {
+        ("POST", "/api/webauthn/register/finish"),
+        ("POST", "/api/webauthn/login/finish"),
+        ("POST", "/api/login/second-factor/webauthn"),  # alice has no WebAuthn credential
+        ("POST", "/api/reauth/webauthn"),
     }
 
 

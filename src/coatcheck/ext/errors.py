@@ -27,10 +27,14 @@ from werkzeug.http import HTTP_STATUS_CODES
 from ..core import csrf
 from ..core.errors import (
     CSRFError,
+    EnrolmentRequired,
     Forbidden,
+    InvalidCode,
     InvalidCredentials,
     InvalidUsername,
     PasswordRejected,
+    ReauthenticationRequired,
+    SecondFactorRequired,
     StoreUnavailable,
     Throttled,
     TokenError,
@@ -215,6 +219,52 @@ def _handle_unauthenticated(exc: Unauthenticated) -> Response:
     return response
 
 
+def _handle_second_factor_required(exc: SecondFactorRequired) -> Response:
+    return _unfinished_login(
+        "second_factor_required", "Finish logging in: enter your second factor first."
+    )
+
+
+def _handle_enrolment_required(exc: EnrolmentRequired) -> Response:
+    return _unfinished_login(
+        "second_factor_enrolment_required",
+        "Your account must have a second factor: set one up to finish logging in.",
+    )
+
+
+def _unfinished_login(code: str, message: str) -> Response:
+    """Answer a request of a login still waiting for its next step (SPEC §8)."""
+    login_url = services().settings.login_url
+    if login_url and not wants_json():
+        target = request.full_path if request.query_string else request.path
+        return redirect(f"{login_url}?{urlencode({'next': target})}")  # type: ignore[return-value]
+    return error_response(401, code, message)
+
+
+def _handle_reauthentication_required(exc: ReauthenticationRequired) -> Response:
+    reauth_url = services().settings.reauth_url
+    if reauth_url and not wants_json():
+        target = request.full_path if request.query_string else request.path
+        if request.method != "GET":  # a form's answer: come back to the page it was on
+            target = _same_site_referrer() or target
+        return redirect(f"{reauth_url}?{urlencode({'next': target})}", 303)  # type: ignore[return-value]
+    return error_response(
+        401, "reauthentication_required", "Confirm it is you (password or second factor) first."
+    )
+
+
+def _same_site_referrer() -> str | None:
+    """Return the path of the page a form was sent from, when it is this site's."""
+    referrer = request.referrer
+    if not referrer or not referrer.startswith(request.host_url):
+        return None
+    return "/" + referrer[len(request.host_url) :]
+
+
+def _handle_invalid_code(exc: InvalidCode) -> Response:
+    return error_response(401, "invalid_code", "That code is wrong, used already or expired.")
+
+
 def _handle_forbidden(exc: Forbidden) -> Response:
     return error_response(403, "forbidden", "You are not allowed to do this.")
 
@@ -252,6 +302,10 @@ def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(StoreUnavailable, _handle_store_unavailable)
     app.register_error_handler(CSRFError, _handle_csrf)
     app.register_error_handler(Unauthenticated, _handle_unauthenticated)
+    app.register_error_handler(SecondFactorRequired, _handle_second_factor_required)
+    app.register_error_handler(EnrolmentRequired, _handle_enrolment_required)
+    app.register_error_handler(ReauthenticationRequired, _handle_reauthentication_required)
+    app.register_error_handler(InvalidCode, _handle_invalid_code)
     app.register_error_handler(Forbidden, _handle_forbidden)
     app.register_error_handler(InvalidCredentials, _handle_invalid_credentials)
     app.register_error_handler(Throttled, _handle_throttled)

@@ -8,7 +8,15 @@ from flask import Blueprint, Response, abort, jsonify, request
 
 from ..auth.admins import ensure_an_admin_remains
 from ..auth.devices import DeviceSession, assurance_json
-from ..core.errors import CoatcheckError, LastAdmin
+from ..auth.factors import (
+    MAX_CODE,
+    RECOVERY_METHOD,
+    TOTP_METHOD,
+    WEBAUTHN_METHOD,
+    factor_json,
+)
+from ..auth.pending import SECOND_FACTOR, PendingLogin
+from ..core.errors import CoatcheckError, LastAdmin, SecondFactorRequired
 from ..ext import (
     CoatCheck,
     all_sessions,
@@ -25,7 +33,6 @@ from ..ext import (
     issue_tokens,
     list_sessions,
     login_required,
-    login_user,
     logout_user,
     refresh_tokens,
     register_user,
@@ -38,6 +45,21 @@ from ..ext import (
     set_user_roles,
 )
 from ..ext.errors import error_response
+from ..ext.factors import (
+    check_second_factor,
+    complete_login,
+    factor_owner,
+    finish_enrolment,
+    reauth_required,
+    reauthenticate,
+    reauthenticate_with_code,
+    reauthenticate_with_password,
+    require_pending,
+    require_recent_authentication,
+    start_login,
+)
+from ..ext.login import refuse_anonymous
+from ..ext.session import request_client
 
 blueprint = Blueprint("api", __name__, url_prefix="/api")
 MAX_PAGE = 200
@@ -125,7 +147,9 @@ def register() -> tuple[Response, int]:
     password = text_field(body, "password")
     email = optional_text(body, "email")
     user = register_user(username, password, email=email)
-    login_user(user)
+    pending = start_login(user)
+    if pending is not None:  # the policy wants a second factor: enrolment first
+        return jsonify({**pending_json(pending), "csrf_token": csrf_token()}), 201
     # The login made a new CSRF secret: the token for the next unsafe request.
     return jsonify(user=user_json(user), csrf_token=csrf_token()), 201
 
@@ -139,9 +163,163 @@ def login() -> Response:
     if not isinstance(remember, bool):
         raise InvalidRequest("remember must be true or false.")
     user = authenticate(username, password)
-    login_user(user, remember=remember)
+    pending = start_login(user, remember=remember)
+    if pending is not None:
+        return jsonify({**pending_json(pending), "csrf_token": csrf_token()})
     # The login made a new CSRF secret: the token for the next unsafe request.
     return jsonify(user=user_json(user), csrf_token=csrf_token())
+
+
+def pending_json(pending: PendingLogin) -> dict[str, Any]:
+    """Return what a login waiting for its next step answers (SPEC §8)."""
+    if pending.stage == SECOND_FACTOR:
+        return {"second_factor_required": True, "methods": list(pending.allowed)}
+    return {"second_factor_enrolment_required": True, "methods": [TOTP_METHOD, WEBAUTHN_METHOD]}
+
+
+@blueprint.post("/login/second-factor")
+def login_second_factor() -> Response:
+    body = json_body()
+    method = body.get("method")
+    if method not in (TOTP_METHOD, RECOVERY_METHOD, WEBAUTHN_METHOD):
+        raise InvalidRequest("method must be totp, recovery or webauthn.")
+    pending = require_pending(SECOND_FACTOR)
+    if method == WEBAUTHN_METHOD:
+        credential = credential_field(body)
+        from ..ext.webauthn import verify_assertion
+
+        verify_assertion("second_factor", credential, int(pending.user_id))
+        user = complete_login(pending, "webauthn")
+    else:
+        user = check_second_factor(method, code_field(body))
+    return jsonify(user=user_json(user), csrf_token=csrf_token())
+
+
+def code_field(body: dict[str, Any]) -> str:
+    """Return the ``code`` of ``body`` (a TOTP or recovery code); raise :class:`InvalidRequest`."""
+    code = text_field(body, "code")
+    if len(code) > MAX_CODE:
+        raise InvalidRequest(f"code must be at most {MAX_CODE} characters.")
+    return code
+
+
+def credential_field(body: dict[str, Any]) -> dict[str, Any]:
+    """Return the ``credential`` object of ``body`` (a WebAuthn response)."""
+    credential = body.get("credential")
+    if not isinstance(credential, dict):
+        raise InvalidRequest("credential must be a JSON object (PublicKeyCredential.toJSON()).")
+    return credential
+
+
+@blueprint.post("/reauth")
+def reauth() -> tuple[str, int]:
+    body = json_body()
+    if "password" in body:
+        reauthenticate_with_password(text_field(body, "password"))
+        return "", 204
+    method = body.get("method")
+    if method == WEBAUTHN_METHOD:
+        credential = credential_field(body)
+        user = get_current_user()
+        if not user.is_authenticated:
+            refuse_anonymous()
+        from ..ext.webauthn import verify_assertion
+
+        verify_assertion("reauth", credential, int(str(user.id)))
+        reauthenticate("webauthn")  # a step-up asks for user verification only if available
+        return "", 204
+    if method not in (TOTP_METHOD, RECOVERY_METHOD):
+        raise InvalidRequest("Send password, or method (totp, recovery or webauthn) with its code.")
+    reauthenticate_with_code(method, code_field(body))
+    return "", 204
+
+
+@blueprint.get("/2fa")
+def factors() -> Response:
+    user_id, _ = factor_owner()
+    found = CoatCheck.state()
+    return jsonify(
+        factors=[factor_json(f) for f in found.factors.factors(user_id)],
+        recovery_codes_left=found.factors.recovery_codes_left(user_id),
+    )
+
+
+def _step_up_unless_enrolling() -> None:
+    """Sensitive factor changes need a recent check, except while enrolling at login."""
+    if get_current_user().is_authenticated:
+        require_recent_authentication()
+
+
+@blueprint.post("/2fa/totp")
+def totp_begin() -> Response:
+    user_id, username = factor_owner()
+    _step_up_unless_enrolling()
+    body = request.get_json(silent=True) or {}
+    name = optional_text(body, "name") if isinstance(body, dict) else None
+    try:
+        enrolment = CoatCheck.state().factors.begin_totp(
+            user_id, username, name or "Authenticator app"
+        )
+    except ValueError as exc:
+        raise InvalidRequest(f"name: {exc}.") from None
+    return _no_store(
+        jsonify(
+            id=enrolment.id,
+            secret=enrolment.secret,
+            otpauth_uri=enrolment.otpauth_uri,
+            qr_svg=enrolment.qr_svg,
+        )
+    )
+
+
+@blueprint.post("/2fa/totp/<int:factor_id>/confirm")
+def totp_confirm(factor_id: int) -> Response:
+    user_id, _ = factor_owner()
+    code = code_field(json_body())
+    found = CoatCheck.state()
+    codes = found.factors.confirm_totp(user_id, factor_id, code, client=request_client())
+    finish_enrolment("otp")
+    factor = found.users.factors.get(user_id, factor_id)
+    answer: dict[str, Any] = {"factor": factor_json(factor) if factor is not None else None}
+    if codes:
+        answer["recovery_codes"] = codes
+    answer["csrf_token"] = csrf_token()
+    return _no_store(jsonify(answer))
+
+
+@blueprint.patch("/2fa/<int:factor_id>")
+def factor_rename(factor_id: int) -> Response:
+    user_id, _ = factor_owner()
+    name = text_field(json_body(), "name")
+    try:
+        factor = CoatCheck.state().factors.rename(user_id, factor_id, name, client=request_client())
+    except ValueError as exc:
+        raise InvalidRequest(f"name: {exc}.") from None
+    if factor is None:
+        return error_response(404, "not_found", "You have no second factor with that ID.")
+    return jsonify(factor=factor_json(factor))
+
+
+@blueprint.delete("/2fa/<int:factor_id>")
+def factor_remove(factor_id: int) -> tuple[str, int] | Response:
+    user_id, _ = factor_owner()
+    _step_up_unless_enrolling()
+    if not CoatCheck.state().factors.remove(user_id, factor_id, client=request_client()):
+        return error_response(404, "not_found", "You have no second factor with that ID.")
+    return "", 204
+
+
+@blueprint.post("/2fa/recovery-codes")
+def recovery_codes() -> Response:
+    user_id, _ = factor_owner()
+    _step_up_unless_enrolling()
+    found = CoatCheck.state()
+    if not found.factors.factors(user_id):
+        return error_response(
+            409, "no_second_factor", "Set up a second factor first: recovery codes come with it."
+        )
+    codes = found.factors.new_recovery_codes(user_id, client=request_client())
+    return _no_store(jsonify(recovery_codes=codes))
 
 
 @blueprint.post("/logout")
@@ -190,6 +368,7 @@ def revoke(handle: str) -> tuple[str, int] | Response:
 
 @blueprint.delete("/sessions")
 @login_required
+@reauth_required
 def revoke_others() -> tuple[str, int]:
     revoke_other_sessions()
     return "", 204
@@ -210,7 +389,18 @@ def password() -> tuple[str, int]:
 def token() -> Response:
     body = json_body()
     user = authenticate(text_field(body, "username"), text_field(body, "password"))
-    return _no_store(jsonify(issue_tokens(user)))
+    found = CoatCheck.state()
+    methods = found.factors.methods(user.id)
+    if not methods:
+        return _no_store(jsonify(issue_tokens(user)))
+    if body.get("code") in (None, ""):
+        raise SecondFactorRequired()
+    code = code_field(body)
+    method = body.get("method") or (TOTP_METHOD if code.strip().isdigit() else RECOVERY_METHOD)
+    if method not in (TOTP_METHOD, RECOVERY_METHOD):
+        raise InvalidRequest("method must be totp or recovery.")
+    amr = found.factors.check(user.id, user.username, method, code, client=request_client())
+    return _no_store(jsonify(issue_tokens(user, methods=("pwd", amr))))
 
 
 @blueprint.post("/token/refresh")
@@ -236,8 +426,10 @@ def _no_store(response: Response) -> Response:
 def admin_users() -> Response:
     offset, limit = page_args()
     users = CoatCheck.state().users
+    page = users.list_users(offset=offset, limit=limit)
+    kinds = users.factors.kinds(u.id for u in page)
     return jsonify(
-        users=[user_json(u, full=True) for u in users.list_users(offset=offset, limit=limit)],
+        users=[user_json(u, full=True) | {"factors": kinds.get(u.id, [])} for u in page],
         total=users.count_users(),
         offset=offset,
         limit=limit,
@@ -246,6 +438,7 @@ def admin_users() -> Response:
 
 @blueprint.post("/admin/users/<int:user_id>/roles")
 @roles_required("admin")
+@reauth_required
 def admin_roles(user_id: int) -> Response:
     roles = json_body().get("roles")
     if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
@@ -262,6 +455,7 @@ def admin_roles(user_id: int) -> Response:
 
 @blueprint.delete("/admin/users/<int:user_id>/sessions")
 @roles_required("admin")
+@reauth_required
 def admin_revoke(user_id: int) -> tuple[str, int]:
     if CoatCheck.state().users.get(user_id) is None:
         abort(404)
@@ -271,6 +465,7 @@ def admin_revoke(user_id: int) -> tuple[str, int]:
 
 @blueprint.post("/admin/users/<int:user_id>/disable")
 @roles_required("admin")
+@reauth_required
 def admin_disable(user_id: int) -> Response:
     found = CoatCheck.state()
     if found.users.get(user_id) is None:
@@ -282,12 +477,24 @@ def admin_disable(user_id: int) -> Response:
 
 @blueprint.post("/admin/users/<int:user_id>/enable")
 @roles_required("admin")
+@reauth_required
 def admin_enable(user_id: int) -> Response:
     found = CoatCheck.state()
     if found.users.get(user_id) is None:
         abort(404)
     enable_user(user_id)
     return jsonify(user=user_json(found.users.get(user_id), full=True))
+
+
+@blueprint.delete("/admin/users/<int:user_id>/2fa")
+@roles_required("admin")
+@reauth_required
+def admin_reset_factors(user_id: int) -> tuple[str, int]:
+    found = CoatCheck.state()
+    if found.users.get(user_id) is None:
+        abort(404)
+    found.factors.reset(user_id, client=request_client())
+    return "", 204
 
 
 @blueprint.errorhandler(LastAdmin)

@@ -104,11 +104,29 @@ _RESPONSES: dict[str, Schema] = {
         "Malformed, or the password policy refuses the new password.", "invalid", "weak_password"
     ),
     "Unauthenticated": _error(
-        "Not logged in, or the bearer token is invalid, expired or revoked.",
+        "Not logged in, or the bearer token is invalid, expired or revoked, or the login "
+        "waits for its second factor or for enrolment of one.",
         "unauthenticated",
+        "second_factor_required",
+        "second_factor_enrolment_required",
         headers={"WWW-Authenticate": {"description": "With a bad bearer token.", "schema": _STR}},
     ),
     "InvalidCredentials": _error("Wrong username or password.", "invalid_credentials"),
+    "InvalidCode": _error(
+        "The code or credential is wrong, replayed, spent or expired, or there is no "
+        "login waiting for it.",
+        "invalid_code",
+        "unauthenticated",
+        "second_factor_required",
+    ),
+    "StepUp": _error(
+        "Not logged in, or the last password or factor check is older than "
+        "COATCHECK_REAUTH_MAX_AGE: POST /api/reauth first.",
+        "unauthenticated",
+        "second_factor_required",
+        "second_factor_enrolment_required",
+        "reauthentication_required",
+    ),
     "CsrfFailed": _error("The CSRF check failed; nothing was changed.", "csrf_failed"),
     "Forbidden": _error("The user is not an admin.", "forbidden"),
     "ForbiddenOrCsrfFailed": _error(
@@ -144,6 +162,8 @@ _UNAUTHENTICATED = _shared("Unauthenticated")
 _CSRF = _shared("CsrfFailed")
 _TOO_LARGE = _shared("TooLarge")
 _THROTTLED = _shared("Throttled")
+_INVALID_CODE = _shared("InvalidCode")
+_STEP_UP = _shared("StepUp")
 _UNAVAILABLE = _shared("StoreUnavailable")
 _UNAVAILABLE_OR_PAGE = _shared("StoreUnavailableOrPage")
 
@@ -158,7 +178,7 @@ def _write_errors(*, login: bool = True) -> dict[str, Schema]:
 
 def _admin_errors(*, write: bool) -> dict[str, Schema]:
     errors = {
-        "401": _UNAUTHENTICATED,
+        "401": _STEP_UP if write else _UNAUTHENTICATED,
         "403": _shared("ForbiddenOrCsrfFailed" if write else "Forbidden"),
         "503": _UNAVAILABLE,
     }
@@ -217,6 +237,7 @@ _LAST_ADMIN = _error(
 def _auth_paths() -> dict[str, Schema]:
     # A login makes a new CSRF secret: its answer carries the token to use next.
     login_reply = _object({"user": _ref("User"), "csrf_token": _STR})
+    either = {"oneOf": [login_reply, _ref("PendingLogin")]}
     return {
         "/api/csrf": {
             "get": _operation(
@@ -236,7 +257,11 @@ def _auth_paths() -> dict[str, Schema]:
                 "Create an account and log it in (a new session).",
                 "auth",
                 {
-                    "201": _ok("Created and logged in.", login_reply),
+                    "201": _ok(
+                        "Created and logged in (or, when the policy wants a second factor, "
+                        "sent to enrol one).",
+                        either,
+                    ),
                     "400": _shared("InvalidOrWeakPassword"),
                     "409": _error("The username is taken.", "username_taken"),
                     "429": _THROTTLED,
@@ -252,7 +277,11 @@ def _auth_paths() -> dict[str, Schema]:
                 "Log in: a new session cookie (and a remember-me cookie on request).",
                 "auth",
                 {
-                    "200": _ok("Logged in.", login_reply),
+                    "200": _ok(
+                        "Logged in, or the password was right and the login waits for a "
+                        "second factor (or enrolment of one) on a pending session.",
+                        either,
+                    ),
                     "400": _INVALID,
                     "401": _shared("InvalidCredentials"),
                     "429": _THROTTLED,
@@ -287,7 +316,8 @@ def _auth_paths() -> dict[str, Schema]:
         "/api/password": {
             "post": _operation(
                 "changePassword",
-                "Change the password: this session gets a new ID, the others end.",
+                "Change the password: this session gets a new ID, the others end. The "
+                "current password counts as a step-up.",
                 "account",
                 {
                     "204": _ok("Changed."),
@@ -324,9 +354,9 @@ def _session_paths() -> dict[str, Schema]:
             ),
             "delete": _operation(
                 "revokeOtherSessions",
-                "End every other session and token family of mine.",
+                "End every other session and token family of mine (step-up).",
                 "account",
-                {"204": _ok("Revoked."), **_write_errors()},
+                {"204": _ok("Revoked."), **_write_errors(), "401": _STEP_UP},
                 security=_WRITE,
             ),
         },
@@ -355,15 +385,25 @@ def _token_paths() -> dict[str, Schema]:
         "/api/token": {
             "post": _operation(
                 "issueTokens",
-                "Trade a username and password for an access and a refresh token.",
+                "Trade a username and password (and, for a user with a second factor, "
+                "a TOTP or recovery code) for an access and a refresh token.",
                 "tokens",
                 {
                     "200": pair,
-                    "401": _shared("InvalidCredentials"),
+                    "401": _error(
+                        "Wrong username or password, a second factor is needed, or the "
+                        "code is wrong.",
+                        "invalid_credentials",
+                        "second_factor_required",
+                        "invalid_code",
+                    ),
                     "429": _THROTTLED,
                     **body_errors,
                 },
-                body=_body({"username": _TEXT, "password": _TEXT}),
+                body=_body(
+                    {"username": _TEXT, "password": _TEXT},
+                    {"code": _CODE, "method": {"enum": ["totp", "recovery"]}},
+                ),
             )
         },
         "/api/token/refresh": {
@@ -461,6 +501,16 @@ def _admin_paths() -> dict[str, Schema]:
                 parameters=[_USER_ID],
             )
         },
+        "/api/admin/users/{user_id}/2fa": {
+            "delete": _operation(
+                "resetUserFactors",
+                "Admin: remove a user's second factors and recovery codes; their sessions end.",
+                "admin",
+                {"204": _ok("Reset."), "404": _NOT_FOUND_USER, **_admin_errors(write=True)},
+                security=_WRITE,
+                parameters=[_USER_ID],
+            )
+        },
         "/api/admin/sessions": {
             "get": _operation(
                 "listAllSessions",
@@ -487,6 +537,268 @@ def _admin_paths() -> dict[str, Schema]:
                 parameters=[*_PAGE, _query_int("user_id", "Only this user's events.")],
             )
         },
+    }
+
+
+_CODE: Schema = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": 64,
+    "description": "A 6-digit TOTP code or a recovery code.",
+}
+_CREDENTIAL: Schema = {
+    "type": "object",
+    "description": "What PublicKeyCredential.toJSON() gives in the browser.",
+}
+_FACTOR_ID = {"name": "factor_id", "in": "path", "required": True, "schema": {**_INT, "minimum": 1}}
+_RECOVERY_CODES: Schema = {"type": "array", "items": _STR, "minItems": 10, "maxItems": 10}
+#: Who may manage factors: a session, a bearer token, or a login pending enrolment.
+_FACTOR_OWNER = [_SESSION_CSRF, _BEARER]
+_OPTIONS: Schema = {
+    "type": "object",
+    "description": "WebAuthn options for PublicKeyCredential.parse*OptionsFromJSON().",
+}
+
+
+def _factor_paths() -> dict[str, Schema]:
+    login_reply = _object({"user": _ref("User"), "csrf_token": _STR})
+    no_factor = _error("You have no second factor with that ID.", "not_found")
+    return {
+        "/api/login/second-factor": {
+            "post": _operation(
+                "completeSecondFactor",
+                "The second step of a login: a TOTP code, a recovery code or a WebAuthn "
+                "credential. A new session ID, aal 2, and remember-me if the first step "
+                "asked for it.",
+                "second factors",
+                {
+                    "200": _ok("Logged in.", login_reply),
+                    "400": _INVALID,
+                    "401": _INVALID_CODE,
+                    "429": _THROTTLED,
+                    **_write_errors(login=False),
+                },
+                security=[_SESSION_CSRF],
+                body=_body(
+                    {"method": {"enum": ["totp", "recovery", "webauthn"]}},
+                    {"code": _CODE, "credential": _CREDENTIAL},
+                ),
+            )
+        },
+        "/api/reauth": {
+            "post": _operation(
+                "reauthenticate",
+                "Step up: confirm who you are with the password, a code or a WebAuthn "
+                "credential. authenticated_at is renewed and the session ID rotates.",
+                "second factors",
+                {
+                    "204": _ok("Confirmed."),
+                    "400": _INVALID,
+                    "401": _error(
+                        "Not logged in, or the password, code or credential is wrong.",
+                        "unauthenticated",
+                        "second_factor_required",
+                        "second_factor_enrolment_required",
+                        "invalid_credentials",
+                        "invalid_code",
+                    ),
+                    "429": _THROTTLED,
+                    **_write_errors(login=False),
+                },
+                security=_WRITE,
+                body=_body(
+                    {},
+                    {
+                        "password": _TEXT,
+                        "method": {"enum": ["totp", "recovery", "webauthn"]},
+                        "code": _CODE,
+                        "credential": _CREDENTIAL,
+                    },
+                ),
+            )
+        },
+        "/api/2fa": {
+            "get": _operation(
+                "listFactors",
+                "My second factors and how many recovery codes are left.",
+                "second factors",
+                {
+                    "200": _ok(
+                        "Oldest first.",
+                        _object({"factors": _list("Factor"), "recovery_codes_left": _INT}),
+                    ),
+                    "401": _UNAUTHENTICATED,
+                    "503": _UNAVAILABLE,
+                },
+                security=_READ,
+            )
+        },
+        "/api/2fa/totp": {
+            "post": _operation(
+                "beginTotp",
+                "Start a TOTP factor (step-up): its secret, otpauth:// URI and QR code. "
+                "It counts once confirmed.",
+                "second factors",
+                {
+                    "200": _ok(
+                        "The new secret; never cached.",
+                        _object({"id": _INT, "secret": _STR, "otpauth_uri": _STR, "qr_svg": _STR}),
+                    ),
+                    "400": _INVALID,
+                    **_write_errors(),
+                    "401": _STEP_UP,
+                },
+                security=_FACTOR_OWNER,
+                body={**_body({}, {"name": {**_STR, "maxLength": 64}}), "required": False},
+            )
+        },
+        "/api/2fa/totp/{factor_id}/confirm": {
+            "post": _operation(
+                "confirmTotp",
+                "Confirm a TOTP factor with one code; the first factor brings recovery codes.",
+                "second factors",
+                {
+                    "200": _ok(
+                        "Confirmed; recovery codes are shown only now.",
+                        _object(
+                            {"factor": {"oneOf": [_ref("Factor"), {"type": "null"}]}},
+                            {"recovery_codes": _RECOVERY_CODES, "csrf_token": _STR},
+                        ),
+                    ),
+                    "400": _INVALID,
+                    "429": _THROTTLED,
+                    **_write_errors(),
+                    "401": _INVALID_CODE,
+                },
+                security=_FACTOR_OWNER,
+                parameters=[_FACTOR_ID],
+                body=_body({"code": _CODE}),
+            )
+        },
+        "/api/2fa/{factor_id}": {
+            "patch": _operation(
+                "renameFactor",
+                "Rename one of my factors.",
+                "second factors",
+                {
+                    "200": _ok("Renamed.", _object({"factor": _ref("Factor")})),
+                    "400": _INVALID,
+                    "404": no_factor,
+                    **_write_errors(),
+                },
+                security=_FACTOR_OWNER,
+                parameters=[_FACTOR_ID],
+                body=_body({"name": {**_TEXT, "maxLength": 64}}),
+            ),
+            "delete": _operation(
+                "removeFactor",
+                "Remove one of my factors (step-up); the last takes the recovery codes.",
+                "second factors",
+                {"204": _ok("Removed."), "404": no_factor, **_write_errors(), "401": _STEP_UP},
+                security=_FACTOR_OWNER,
+                parameters=[_FACTOR_ID],
+            ),
+        },
+        "/api/2fa/recovery-codes": {
+            "post": _operation(
+                "newRecoveryCodes",
+                "A new set of 10 recovery codes (step-up); the old set stops working.",
+                "second factors",
+                {
+                    "200": _ok(
+                        "Shown only now; never cached.",
+                        _object({"recovery_codes": _RECOVERY_CODES}),
+                    ),
+                    "409": _error("You have no second factor yet.", "no_second_factor"),
+                    **_write_errors(),
+                    "401": _STEP_UP,
+                },
+                security=_FACTOR_OWNER,
+            )
+        },
+    }
+
+
+def _webauthn_paths() -> dict[str, Schema]:
+    errors = {"400": _INVALID, "429": _THROTTLED, **_write_errors(login=False)}
+
+    def options(operation_id: str, summary: str, security: list[Requirement]) -> Schema:
+        return {
+            "post": _operation(
+                operation_id,
+                summary,
+                "second factors",
+                {"200": _ok("The options.", _OPTIONS), **errors, "401": _INVALID_CODE},
+                security=security,
+            )
+        }
+
+    credential = _body({"credential": _CREDENTIAL})
+    return {
+        "/api/webauthn/register/begin": {
+            "post": _operation(
+                "beginWebauthnRegistration",
+                "Start registering a security key (second factor) or a passkey (step-up).",
+                "second factors",
+                {"200": _ok("Creation options.", _OPTIONS), **errors, "401": _STEP_UP},
+                security=_FACTOR_OWNER,
+                body=_body({"name": {**_TEXT, "maxLength": 64}}, {"passkey": _BOOL}),
+            )
+        },
+        "/api/webauthn/register/finish": {
+            "post": _operation(
+                "finishWebauthnRegistration",
+                "Register the credential the browser made.",
+                "second factors",
+                {
+                    "201": _ok(
+                        "Registered.",
+                        _object(
+                            {"factor": _ref("Factor")},
+                            {"recovery_codes": _RECOVERY_CODES, "csrf_token": _STR},
+                        ),
+                    ),
+                    **errors,
+                    "401": _INVALID_CODE,
+                },
+                security=_FACTOR_OWNER,
+                body=credential,
+            )
+        },
+        "/api/webauthn/login/begin": {
+            "post": _operation(
+                "beginPasskeyLogin",
+                "Options for a passwordless login with a passkey (username optional).",
+                "second factors",
+                {"200": _ok("Request options.", _OPTIONS), **errors},
+                security=[_ANONYMOUS_CSRF, _SESSION_CSRF],
+                body={**_body({}, {"username": _STR}), "required": False},
+            )
+        },
+        "/api/webauthn/login/finish": {
+            "post": _operation(
+                "finishPasskeyLogin",
+                "Log in with a passkey alone: aal 2, amr passkey.",
+                "second factors",
+                {
+                    "200": _ok("Logged in.", _object({"user": _ref("User"), "csrf_token": _STR})),
+                    **errors,
+                    "401": _INVALID_CODE,
+                },
+                security=[_ANONYMOUS_CSRF, _SESSION_CSRF],
+                body=credential,
+            )
+        },
+        "/api/login/second-factor/webauthn": options(
+            "beginWebauthnSecondFactor",
+            "Options for the second step of a login with a security key or passkey.",
+            [_SESSION_CSRF],
+        ),
+        "/api/reauth/webauthn": options(
+            "beginWebauthnReauth",
+            "Options for a step-up with a security key or passkey.",
+            [_SESSION_CSRF],
+        ),
     }
 
 
@@ -689,7 +1001,26 @@ def _schemas() -> dict[str, Schema]:
         },
         "User": _object(_USER),
         "FullUser": _object(
-            {**_USER, "email": _NULLABLE_STR, "created_at": _TIME, "disabled": _BOOL}
+            {**_USER, "email": _NULLABLE_STR, "created_at": _TIME, "disabled": _BOOL},
+            {"factors": {"type": "array", "items": {"enum": ["totp", "webauthn", "passkey"]}}},
+        ),
+        "PendingLogin": _object(
+            {"methods": {"type": "array", "items": {"enum": ["totp", "recovery", "webauthn"]}}},
+            {
+                "second_factor_required": {"const": True},
+                "second_factor_enrolment_required": {"const": True},
+                "csrf_token": _STR,
+            },
+        ),
+        "Factor": _object(
+            {
+                "id": _INT,
+                "type": {"enum": ["totp", "webauthn"]},
+                "name": _STR,
+                "passkey": _BOOL,
+                "created_at": _TIME,
+                "last_used_at": _NULLABLE_TIME,
+            }
         ),
         "Me": _object(
             {
@@ -815,12 +1146,17 @@ def build_document(
             "description": _DESCRIPTION,
             "license": {"name": "MIT", "identifier": "MIT"},
         },
-        "tags": [{"name": name} for name in ("auth", "account", "tokens", "admin", "operations")],
+        "tags": [
+            {"name": name}
+            for name in ("auth", "second factors", "account", "tokens", "admin", "operations")
+        ],
         "paths": {
             **_auth_paths(),
             **_session_paths(),
             **_token_paths(),
             **_admin_paths(),
+            **_factor_paths(),
+            **_webauthn_paths(),
             **_ops_paths(metrics=metrics),
         },
         "components": {
