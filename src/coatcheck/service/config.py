@@ -18,6 +18,7 @@ from ..core.settings import parse_flag
 #: Service defaults; the library's own defaults apply to every other key.
 DEFAULTS: dict[str, Any] = {
     "COATCHECK_LOGIN_URL": "/login",
+    "COATCHECK_REAUTH_URL": "/reauth",
     "COATCHECK_LESSONS": True,
     "COATCHECK_METRICS": False,
     # The bearer token /metrics wants; unset, one is generated into the instance folder.
