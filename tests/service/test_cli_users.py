@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pyotp
+
 from coatcheck import CoatCheck
 from coatcheck.service import create_app
 
@@ -73,3 +75,28 @@ def test_sessions_list_shows_usernames(instance: Path) -> None:
         header, row = listed.splitlines()[:2]
         assert header.split()[:3] == ["HANDLE", "USER", "ID"]
         assert row.split()[1:3] == ["alice", "1"]
+
+
+def test_user_reset_2fa_removes_the_factors_and_ends_the_sessions(instance: Path) -> None:
+    run("user", "create", "alice", "--password-stdin", input=PASSWORD + "\n")
+    app = create_app({"TESTING": True})
+    state = CoatCheck.state(app)
+    alice = state.users.get_by_username("alice")
+    assert alice is not None
+    browser = Browser(app)
+    assert browser.login("alice", PASSWORD).status_code == 200
+    begun = browser.post("/api/2fa/totp", {"name": "Phone"}).json
+    code = pyotp.TOTP(begun["secret"]).at(state.clock())  # type: ignore[index]
+    confirmed = browser.post(f"/api/2fa/totp/{begun['id']}/confirm", {"code": code})  # type: ignore[index]
+    assert confirmed.status_code == 200
+    assert "alice" in run("user", "list") and "totp" in run("user", "list")
+    second = Browser(app)
+    assert second.login("alice", PASSWORD).json["second_factor_required"] is True  # type: ignore[index]
+    out = run("user", "reset-2fa", "alice")
+    assert out.startswith("removed 1 second factor and the recovery codes of alice")
+    assert browser.get("/api/me").status_code == 401  # the sessions ended
+    assert "user" in Browser(app).login("alice", PASSWORD).json  # type: ignore[operator]
+    [event] = [e for e in state.users.list_events(limit=50) if e.event == "factors_reset"]
+    assert event.username == "alice" and event.user_agent == "coatcheck-cli"
+    assert "no user named 'nobody'" in run("user", "reset-2fa", "nobody", ok=False)
+    state.close()

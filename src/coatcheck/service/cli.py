@@ -239,21 +239,25 @@ def _prompt_password(username: str) -> str:
 @instance_options
 def user_list(config: dict[str, Any]) -> None:
     """List the users."""
+    header = ("ID", "USERNAME", "ROLES", "STATE", "2FA", "CREATED")
     with _reading(config, store=False) as found:
         if found is None:
-            _table(("ID", "USERNAME", "ROLES", "STATE", "CREATED"), [])
+            _table(header, [])
             return
+        users = found.users.list_users(limit=1000)
+        kinds = found.users.factors.kinds(u.id for u in users)
         rows = [
             (
                 str(u.id),
                 u.username,
                 ",".join(u.roles) or "-",
                 "disabled" if u.disabled else "active",
+                ",".join(kinds.get(u.id, [])) or "-",
                 u.created_at.strftime("%Y-%m-%d %H:%M UTC"),
             )
-            for u in found.users.list_users(limit=1000)
+            for u in users
         ]
-    _table(("ID", "USERNAME", "ROLES", "STATE", "CREATED"), rows)
+    _table(header, rows)
 
 
 @user.command("disable")
@@ -276,6 +280,25 @@ def user_enable(config: dict[str, Any], name: str) -> None:
     with _services(config) as found:
         user = found.accounts.set_disabled(_user_id(found, name), False, client=CLI_CLIENT)
     click.echo(f"enabled {user.username}; they can log in again")
+
+
+@user.command("reset-2fa")
+@instance_options
+@click.argument("name")
+def user_reset_2fa(config: dict[str, Any], name: str) -> None:
+    """Remove a user's second factors and recovery codes (they lost them); their sessions end.
+
+    Their next login is by password alone, or enrolment first where
+    COATCHECK_REQUIRE_SECOND_FACTOR wants a factor. Audited.
+    """
+    with _services(config) as found:
+        user_id = _user_id(found, name)
+        removed = found.factors.reset(user_id, client=CLI_CLIENT)
+    noun = "factor" if removed == 1 else "factors"
+    click.echo(
+        f"removed {removed} second {noun} and the recovery codes of {name}; "
+        "their sessions are revoked"
+    )
 
 
 @user.command("roles")
