@@ -25,6 +25,16 @@ from .devices import (
     revoke_session,
 )
 from .extension import CoatCheck
+from .factors import (
+    check_second_factor,
+    current_assurance,
+    pending_login,
+    reauth_required,
+    reauthenticate_with_code,
+    reauthenticate_with_password,
+    recently_authenticated,
+    start_login,
+)
 from .login import (
     ANONYMOUS,
     AnonymousUser,
@@ -42,6 +52,14 @@ from .session import ServerSession, current_session
 from .tokens import issue_tokens, refresh_tokens, revoke_token, verify_access_token
 
 __all__ = [
+    "start_login",
+    "recently_authenticated",
+    "reauthenticate_with_password",
+    "reauthenticate_with_code",
+    "reauth_required",
+    "pending_login",
+    "current_assurance",
+    "check_second_factor",
     "ANONYMOUS",
     "AnonymousUser",
     "AuthenticatedUser",
