@@ -420,3 +420,29 @@ def test_a_revocation_during_the_second_step_wins(app: Flask, clock: ManualClock
     CoatCheck.state(app).devices.revoke_all(alice_id)  # after the password, before the code
     browser.second("totp", browser.code(clock))
     assert browser.get("/api/me").status_code == 401
+
+
+def test_a_remember_me_cookie_from_before_the_factor_does_not_skip_it(
+    app: Flask, clock: ManualClock
+) -> None:
+    add_user(app, "alice")
+    old = TotpBrowser(app)
+    old.login("alice", PASSWORD, remember=True)  # aal 1: no factor yet
+    remember = old.cookie("__Host-remember")
+    assert remember is not None
+    enrolled(app, clock)  # another device adds an authenticator app
+    later = TotpBrowser(app)
+    later.client.set_cookie("__Host-remember", remember, domain="localhost")
+    answer = later.get("/api/me")
+    assert answer.status_code == 401
+    assert later.cookie("__Host-remember") is None  # cleared
+
+
+def test_changing_the_password_counts_as_a_step_up(app: Flask, clock: ManualClock) -> None:
+    owner = enrolled(app, clock)
+    clock.advance(601)
+    assert owner.client.delete("/api/sessions", headers=owner.headers()).status_code == 401
+    new = {"current_password": PASSWORD, "new_password": "another fine passphrase"}
+    assert owner.post("/api/password", new).status_code == 204
+    owner.csrf()
+    assert owner.client.delete("/api/sessions", headers=owner.headers()).status_code == 204

@@ -115,6 +115,14 @@ class SecondFactors:
             found.append(RECOVERY_METHOD)
         return found
 
+    def wanted(self, user_id: int | str, roles: Sequence[str]) -> bool:
+        """Tell whether a login of this user must show a second factor: they have one,
+        or the policy (``COATCHECK_REQUIRE_SECOND_FACTOR``) wants them to."""
+        settings = self.services.settings
+        if settings.require_second_factor and settings.requires_second_factor(roles):
+            return True
+        return bool(self.factors(user_id))
+
     def recovery_codes_left(self, user_id: int | str) -> int:
         """Return how many unused recovery codes the user has."""
         key = _user_key(user_id)
@@ -306,10 +314,12 @@ class SecondFactors:
         return True
 
 
-def _user_key(user_id: int | str) -> int | None:
-    if isinstance(user_id, int):
+def _user_key(user_id: object) -> int | None:
+    """Return the ID of a user of coatcheck's user store, or ``None`` (an application's own)."""
+    if isinstance(user_id, int) and not isinstance(user_id, bool):
         return user_id
-    return int(user_id) if user_id.isdigit() else None
+    text = str(user_id)
+    return int(text) if text.isascii() and text.isdigit() else None
 
 
 def factor_json(factor: Factor) -> dict[str, object]:

@@ -15,7 +15,7 @@ from ..auth.sessions import SERIES_KEY
 from ..auth.stamps import STAMP
 from ..core.errors import InvalidCredentials
 from .context import note_login_stamp, services
-from .login import get_current_user
+from .login import get_current_user, session_assurance
 from .session import current_session, request_client
 from .tokens import bearer_family
 
@@ -101,6 +101,12 @@ def change_password(current_password: str, new_password: str) -> None:
         client=request_client(),
     )
     live_on(stamp)
+    if stamp is not None and user.via == "session":
+        # The current password was just checked: a step-up, as POST /api/reauth is.
+        renewed = session_assurance().renewed(("pwd",), services().clock())
+        session = current_session()
+        for name, value in renewed.to_meta().items():
+            session.set_meta(name, value)
 
 
 def disable_user(user_id: int) -> None:

@@ -271,7 +271,13 @@ def _login_from_remember_cookie() -> AuthenticatedUser | None:
         user = session_user()
         return user if isinstance(user, AuthenticatedUser) else None
     user = found.load_user(remembered.user_id)  # after the stamp: a racing revocation wins
-    if user is None or getattr(user, "disabled", False):
+    if (
+        user is None
+        or getattr(user, "disabled", False)
+        # Remembered at aal 1, before a second factor was added or required: a
+        # cookie must not skip it (flask-security #229). Log in again, with it.
+        or (remembered.assurance.aal < 2 and found.factors.wanted(user.id, user.roles))
+    ):
         found.remember.forget(None, key=remembered.key)
         remember_cookie.clear_remember_cookie()
         return None
