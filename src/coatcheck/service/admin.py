@@ -26,10 +26,12 @@ from ..ext import (
     disable_user,
     enable_user,
     logout_user,
+    reauth_required,
     revoke_all_sessions,
     roles_required,
     set_user_roles,
 )
+from ..ext.session import request_client
 from ..users import User
 
 blueprint = Blueprint("admin", __name__, url_prefix="/admin")
@@ -55,8 +57,26 @@ _SCOPES = {
     "register": "too many registrations from this address",
 }
 
+#: How each second-factor method reads ("with a recovery code"); both the methods of a
+#: form and the ``amr`` values a step-up records.
+_METHODS = {
+    "pwd": "a password",
+    "totp": "an authenticator code",
+    "otp": "an authenticator code",
+    "recovery": "a recovery code",
+    "webauthn": "a security key",
+    "passkey": "a passkey",
+}
 #: The order of an event's details in a sentence (a store may not keep the order written).
-_ORDER = {key: n for n, key in enumerate(("via", "remember", "scope", "before", "after"))}
+_ORDER = {
+    key: n
+    for n, key in enumerate(
+        ("via", "remember", "scope", "type", "name", "before", "after", "method", "count", "left")
+        + ("factors_removed", "sessions_revoked", "sent", "stored")
+    )
+}
+#: Details kept for the record that a sentence leaves out.
+_UNSAID = frozenset({"factor_id", "passkey"})
 
 
 @blueprint.app_template_filter("audit_detail")
@@ -82,7 +102,37 @@ def _roles(value: Any) -> str:
     return ", ".join(roles) or "none"
 
 
+def _factor_part(key: str, value: Any, detail: Mapping[str, Any]) -> str | None:
+    """Return the words of a second-factor detail, ``None`` for a key of another kind."""
+    if key in _UNSAID:
+        return ""
+    if key == "type":
+        if value == "totp":
+            return "authenticator app"
+        return "passkey" if detail.get("passkey") else "security key"
+    if key == "name":
+        return f"“{value}”"
+    if key in ("before", "after") and isinstance(value, str):  # a factor's renaming
+        return f"{'was' if key == 'before' else 'now'} “{value}”"
+    if key == "method":
+        return f"with {_METHODS.get(str(value), value)}"
+    if key == "count":
+        return f"{_count(value, 'code')} issued"
+    if key == "left":
+        return f"{_count(value, 'code')} left"
+    if key == "factors_removed":
+        return f"{_count(value, 'factor')} removed"
+    if key == "sent":
+        return f"signature counter {value}"
+    if key == "stored":
+        return f"expected more than {value}"
+    return None
+
+
 def _detail_part(key: str, value: Any, detail: Mapping[str, Any]) -> str:
+    factor = _factor_part(key, value, detail)
+    if factor is not None:
+        return factor
     if key == "via":
         return _VIA.get(str(value), f"via {value}")
     if key == "remember":
@@ -124,7 +174,7 @@ def _confirmed() -> bool:
 def _confirm(user: User, action: str, question: str, button: str, **fields: str) -> str:
     """Return the page asking to confirm ``action`` (POSTed again with ``confirmed=yes``)."""
     return render_template(
-        "admin_confirm.html",
+        "confirm.html",
         user=user,
         action=url_for(action, user_id=user.id),
         question=question,
@@ -162,9 +212,11 @@ def index() -> ResponseReturnValue:
         if device.user_id and device.user_id not in names and device.user_id.isdigit():
             owner = users.get(int(device.user_id))
             names[device.user_id] = owner.username if owner is not None else "?"
+    listed = users.list_users(offset=(users_page - 1) * PAGE_SIZE, limit=PAGE_SIZE)
     return render_template(
         "admin.html",
-        users=users.list_users(offset=(users_page - 1) * PAGE_SIZE, limit=PAGE_SIZE),
+        users=listed,
+        kinds=users.factors.kinds(u.id for u in listed),
         users_page=users_page,
         users_pages=users_pages,
         sessions=sessions,
@@ -179,6 +231,7 @@ def index() -> ResponseReturnValue:
 
 @blueprint.post("/users/<int:user_id>/roles")
 @roles_required(ADMIN_ROLE)
+@reauth_required
 def set_roles(user_id: int) -> ResponseReturnValue:
     user = _target(user_id)
     if user is None:
@@ -211,6 +264,7 @@ def set_roles(user_id: int) -> ResponseReturnValue:
 
 @blueprint.post("/users/<int:user_id>/disable")
 @roles_required(ADMIN_ROLE)
+@reauth_required
 def disable(user_id: int) -> ResponseReturnValue:
     user = _target(user_id)
     if user is None:
@@ -238,6 +292,7 @@ def disable(user_id: int) -> ResponseReturnValue:
 
 @blueprint.post("/users/<int:user_id>/logout-everywhere")
 @roles_required(ADMIN_ROLE)
+@reauth_required
 def logout_everywhere(user_id: int) -> ResponseReturnValue:
     user = _target(user_id)
     if user is None:
@@ -261,6 +316,7 @@ def logout_everywhere(user_id: int) -> ResponseReturnValue:
 
 @blueprint.post("/users/<int:user_id>/enable")
 @roles_required(ADMIN_ROLE)
+@reauth_required
 def enable(user_id: int) -> ResponseReturnValue:
     user = _target(user_id)
     if user is None:
@@ -270,4 +326,37 @@ def enable(user_id: int) -> ResponseReturnValue:
         return _back()
     enable_user(user_id)
     flash(f"{user.username} is enabled again and can log in.", "success")
+    return _back()
+
+
+@blueprint.post("/users/<int:user_id>/reset-2fa")
+@roles_required(ADMIN_ROLE)
+@reauth_required
+def reset_factors(user_id: int) -> ResponseReturnValue:
+    user = _target(user_id)
+    if user is None:
+        return _back()
+    found = CoatCheck.state()
+    if not found.factors.factors(user_id):
+        flash(f"{user.username} has no second factor to reset.", "warning")
+        return _back()
+    if not _confirmed():
+        return _confirm(
+            user,
+            "admin.reset_factors",
+            f"Reset {user.username}'s second factors? Every authenticator app, passkey, "
+            "security key and recovery code of theirs is removed, and every session of theirs "
+            "ends. Do this only once you are sure who asked for it.",
+            "Reset second factors",
+        )
+    removed = found.factors.reset(user_id, client=request_client())
+    if _is_me(user_id):
+        logout_user()
+        return redirect(url_for("pages.login", logged_out=1), 303)
+    noun = "factor" if removed == 1 else "factors"
+    flash(
+        f"{user.username}'s second factors are reset ({removed} {noun} removed); "
+        "they are logged out everywhere.",
+        "success",
+    )
     return _back()

@@ -8,10 +8,7 @@ with a mistake in it is shown again with the error and a 4xx status.
 from __future__ import annotations
 
 import ipaddress
-import math
 from collections.abc import Callable
-from datetime import UTC, datetime
-from typing import Any
 from weakref import WeakSet
 
 from flask import (
@@ -26,11 +23,10 @@ from flask import (
     request,
     url_for,
 )
+from flask.blueprints import BlueprintSetupState
 from flask.typing import ResponseReturnValue
-from werkzeug.exceptions import default_exceptions
-from werkzeug.wrappers import Response as WerkzeugResponse
 
-from ..auth.assurance import Assurance
+from ..auth.pending import ENROLMENT, SECOND_FACTOR
 from ..core import csrf
 from ..core.errors import (
     CSRFError,
@@ -48,113 +44,46 @@ from ..ext import (
     change_password,
     current_session,
     current_user,
-    iso_time,
     list_sessions,
     login_required,
     login_user,
     logout_user,
+    pending_login,
+    reauth_required,
     register_user,
     revoke_other_sessions,
     revoke_session,
     session_assurance,
+    start_login,
 )
 from ..ext.errors import error_response, wants_json
+from ..ext.factors import clear_pending
 from ..users import InvalidEmail
-from .useragent import describe_user_agent
+from . import security
+from .filters import FILTERS
+from .filters import methods_filter as methods_filter  # re-exported
+from .forms import form_error as _form_error
+from .forms import render_page
+from .forms import see_other as _see_other
+from .forms import sentence as _sentence
+from .forms import throttled as _throttled
 
 blueprint = Blueprint("pages", __name__)
+
+
+@blueprint.record_once
+def _register_security_pages(state: BlueprintSetupState) -> None:
+    # The second-factor pages are a blueprint of their own, installed with these.
+    state.app.register_blueprint(security.blueprint)
+
 
 #: How many of the user's own audit events the account page shows.
 RECENT_EVENTS = 10
 #: Minimum password length, as enforced by the library's default policy.
 MIN_PASSWORD_LENGTH = 12
 
-#: Audit event names as people read them; others are made readable from their name.
-EVENT_LABELS = {
-    "login_succeeded": "Logged in",
-    "login_failed": "Failed login",
-    "login_throttled": "Login blocked after too many failures",
-    "logout": "Logged out",
-    "session_revoked": "Session revoked",
-    "all_sessions_revoked": "Sessions revoked",
-    "password_changed": "Password changed",
-    "roles_changed": "Roles changed",
-    "remember_token_theft": "Stolen remember-me cookie detected",
-    "refresh_token_reuse": "Reused refresh token detected",
-    "user_disabled": "Account disabled",
-    "user_created": "Account created",
-}
-
-
-# -- template filters (app-wide: the admin pages use them too) -----------------
-
-
-@blueprint.app_template_filter("utc")
-def utc_filter(value: float | str | datetime | None) -> str:
-    """Return a time as ``2026-11-22 01:02 UTC`` (a Unix time, ISO 8601 text or a datetime)."""
-    moment = _as_datetime(value)
-    return moment.strftime("%Y-%m-%d %H:%M UTC") if moment is not None else "—"
-
-
-@blueprint.app_template_filter("isotime")
-def isotime_filter(value: float | str | datetime | None) -> str:
-    """Return a time as ISO 8601 in UTC, for ``<time datetime=...>``."""
-    moment = _as_datetime(value)
-    return iso_time(moment.timestamp()) if moment is not None else ""
-
-
-@blueprint.app_template_filter("device")
-def device_filter(user_agent: str | None) -> str:
-    """Return a short "Browser on OS" for a user agent."""
-    return describe_user_agent(user_agent)
-
-
-#: The authentication methods (SPEC §8's ``amr``) as people read them.
-METHOD_NAMES = {
-    "pwd": "password",
-    "otp": "authenticator code",
-    "recovery": "recovery code",
-    "webauthn": "security key",
-    "passkey": "passkey",
-}
-
-
-@blueprint.app_template_filter("methods")
-def methods_filter(assurance: Assurance) -> str:
-    """Return how a login was made, e.g. "Password and authenticator code"."""
-    names = [METHOD_NAMES.get(m, m) for m in assurance.amr]
-    text = " and ".join([", ".join(names[:-1]), names[-1]] if len(names) > 2 else names)
-    return text[:1].upper() + text[1:]
-
-
-@blueprint.app_template_filter("event_label")
-def event_label_filter(event: str) -> str:
-    """Return an audit event name as people read it."""
-    label = EVENT_LABELS.get(event)
-    if label is None:
-        words = event.replace("_", " ").strip()
-        label = words[:1].upper() + words[1:]
-    return label
-
-
-@blueprint.app_template_filter("stock_description")
-def stock_description_filter(status: int) -> str:
-    """Return Werkzeug's stock description of ``status``, which error pages replace."""
-    exception = default_exceptions.get(status)
-    return (exception.description or "") if exception is not None else ""
-
-
-def _as_datetime(value: float | str | datetime | None) -> datetime | None:
-    if value is None or value == "":
-        return None
-    if isinstance(value, str):
-        try:
-            value = datetime.fromisoformat(value)
-        except ValueError:
-            return None
-    if isinstance(value, datetime):
-        return value.astimezone(UTC) if value.tzinfo is not None else value.replace(tzinfo=UTC)
-    return datetime.fromtimestamp(value, UTC)
+for _name, _filter in FILTERS.items():  # app-wide: the admin pages use them too
+    blueprint.add_app_template_filter(_filter, _name)
 
 
 @blueprint.context_processor
@@ -212,37 +141,6 @@ def _warn_plain_http() -> None:
         )
 
 
-# -- helpers --------------------------------------------------------------------
-
-
-def _see_other(endpoint: str, **values: Any) -> WerkzeugResponse:
-    """Redirect the browser to ``endpoint`` with a GET (303 See Other)."""
-    return redirect(url_for(endpoint, **values), 303)
-
-
-def _sentence(message: str) -> str:
-    """Return a library message as a sentence: capital first letter, final stop."""
-    message = message.strip()
-    if not message:
-        return message
-    message = message[0].upper() + message[1:]
-    return message if message.endswith((".", "!", "?")) else message + "."
-
-
-def _throttled(template: str, exc: Throttled, **context: object) -> Response:
-    minutes = max(1, math.ceil(exc.retry_after / 60))
-    unit = "minute" if minutes == 1 else "minutes"
-    flash(f"Too many failed attempts. Try again in {minutes} {unit}.", "error")
-    response = Response(render_template(template, **context), status=429)
-    response.headers["Retry-After"] = str(exc.retry_after)
-    return response
-
-
-def _form_error(template: str, message: str, status: int, **context: object) -> Response:
-    flash(message, "error")
-    return Response(render_template(template, **context), status=status)
-
-
 # -- pages ----------------------------------------------------------------------
 
 
@@ -278,19 +176,35 @@ def register() -> ResponseReturnValue:
     return _see_other("pages.account")
 
 
+def _login_page(status: int = 200, **context: object) -> Response:
+    """Return the first step of /login (it offers a passkey too: it loads the script)."""
+    return render_page("login.html", status, webauthn=True, **context)
+
+
 @blueprint.route("/login", methods=["GET", "POST"])
 def login() -> ResponseReturnValue:
     source = request.form if request.method == "POST" else request.args
     target = safe_next(source.get("next"), "")
     if current_user.is_authenticated:
         return redirect(target or url_for("pages.account"), 303)
+    if pending_login(ENROLMENT) is not None and "password" not in request.form:
+        return _see_other("security.index")
+    if request.method == "POST" and "code" in request.form:
+        return security.second_step(target)
+    if request.method == "POST" and request.form.get("cancel"):
+        clear_pending()
+        return _see_other("pages.login", next=target or None)
     if request.method == "GET":
-        return render_template(
-            "login.html", username="", next=target, logged_out="logged_out" in request.args
-        )
+        if pending_login(SECOND_FACTOR) is not None:
+            return security.second_step_page(target)
+        return _login_page(username="", next=target, logged_out="logged_out" in request.args)
+    return _password_step(target)
+
+
+def _password_step(target: str) -> ResponseReturnValue:
     username = request.form.get("username", "").strip()
     password = request.form.get("password", "")
-    context = {"username": username, "next": target}
+    context = {"username": username, "next": target, "webauthn": True}
     if not username or not password:
         return _form_error("login.html", "Enter your username and password.", 400, **context)
     try:
@@ -299,9 +213,14 @@ def login() -> ResponseReturnValue:
         return _form_error("login.html", "Wrong username or password.", 401, **context)
     except Throttled as exc:
         return _throttled("login.html", exc, **context)
-    login_user(user, remember=bool(request.form.get("remember")))
-    flash(f"Welcome back, {user.username}.", "success")
-    return redirect(target or url_for("pages.account"), 303)
+    pending = start_login(user, remember=bool(request.form.get("remember")))
+    if pending is None:
+        flash(f"Welcome back, {user.username}.", "success")
+        return redirect(target or url_for("pages.account"), 303)
+    if pending.stage == ENROLMENT:
+        flash("Your account must have a second factor. Set one up to finish logging in.", "warning")
+        return _see_other("security.index")
+    return _see_other("pages.login", next=target or None)
 
 
 @blueprint.post("/logout")
@@ -326,6 +245,8 @@ def account() -> ResponseReturnValue:
         remembered=session.permanent,
         assurance=session_assurance(),
         events=events,
+        factors=CoatCheck.state().factors.factors(user_id) if user_id else [],
+        codes_left=CoatCheck.state().factors.recovery_codes_left(user_id) if user_id else 0,
     )
 
 
@@ -351,6 +272,7 @@ def revoke_session_view(handle: str) -> ResponseReturnValue:
 
 @blueprint.post("/account/sessions/revoke-others")
 @login_required
+@reauth_required
 def revoke_others() -> ResponseReturnValue:
     count = revoke_other_sessions()
     if count:
@@ -427,7 +349,7 @@ def _form_notice() -> dict[str, object]:
 
 def _again(template: str, **context: object) -> Response:
     g.form_notice = STALE_FORM
-    return Response(render_template(template, **context), status=403)
+    return render_page(template, 403, **context)
 
 
 def _view_again(view: Callable[[], ResponseReturnValue]) -> Response:
@@ -442,8 +364,11 @@ def _login_again() -> ResponseReturnValue:
     if current_user.is_authenticated:  # logged in meanwhile, in another tab
         flash(f"You are logged in as {current_user.username}.", "success")
         return redirect(target or url_for("pages.account"), 303)
+    if pending_login(SECOND_FACTOR) is not None and "code" in request.form:
+        g.form_notice = STALE_FORM
+        return security.second_step_page(target, 403, request.form.get("method"))
     username = request.form.get("username", "").strip()
-    return _again("login.html", username=username, next=target)
+    return _again("login.html", username=username, next=target, webauthn=True)
 
 
 def _register_again() -> ResponseReturnValue:
@@ -482,6 +407,24 @@ def _admin_again() -> ResponseReturnValue | None:
     return _view_again(admin.index)
 
 
+def _reauth_again() -> ResponseReturnValue:
+    if not current_user.is_authenticated:
+        return _see_other("pages.login", next=url_for("security.reauth"))
+    g.form_notice = STALE_FORM
+    return security.reauth_page(403)
+
+
+def _security_again() -> ResponseReturnValue:
+    # An old form of /account/security: the page again, up to date (a TOTP code entered
+    # too late included: the enrolment is still waiting for one).
+    if not current_user.is_authenticated and pending_login(ENROLMENT) is None:
+        return _see_other("pages.login", next=url_for("security.index"))
+    waiting = security.totp_enrolment() is not None
+    if request.endpoint == "security.totp_confirm" and waiting:
+        return _view_again(security.totp)
+    return _view_again(security.index)
+
+
 _FORMS_AGAIN: dict[str, Callable[[], ResponseReturnValue | None]] = {
     "pages.login": _login_again,
     "pages.register": _register_again,
@@ -492,4 +435,12 @@ _FORMS_AGAIN: dict[str, Callable[[], ResponseReturnValue | None]] = {
     "admin.set_roles": _admin_again,
     "admin.disable": _admin_again,
     "admin.logout_everywhere": _admin_again,
+    "admin.enable": _admin_again,
+    "admin.reset_factors": _admin_again,
+    "security.reauth": _reauth_again,
+    "security.totp_begin": _security_again,
+    "security.totp_confirm": _security_again,
+    "security.rename": _security_again,
+    "security.remove": _security_again,
+    "security.new_recovery_codes": _security_again,
 }
