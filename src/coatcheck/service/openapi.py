@@ -666,6 +666,7 @@ def _factor_paths() -> dict[str, Schema]:
                         ),
                     ),
                     "400": _INVALID,
+                    "404": _error("The ID is not a positive whole number.", "not_found"),
                     "429": _THROTTLED,
                     **_write_errors(),
                     "401": _INVALID_CODE,
