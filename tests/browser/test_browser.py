@@ -6,6 +6,7 @@ Screenshots of every page go to ``build/screenshots/`` (look at them).
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -130,11 +131,26 @@ def test_admin_pages(chromium: Any, server: Served) -> None:
     assert created.returncode == 0, created.stderr
     server.cli("user", "create", "alice", "--password-stdin", input=PASSWORD + "\n")
     context = chromium.new_context(viewport={"width": 1200, "height": 900})
+    alice = context.new_page()
+    login(alice, server.url, "alice")
+    _enrol(alice, server.url)
+    alice.close()
+    context.close()
+    context = chromium.new_context(viewport={"width": 1200, "height": 900})
     page = context.new_page()
     login(page, server.url, "root")
     page.goto(f"{server.url}/admin")
     assert "alice" in page.inner_text("main")
+    assert "Reset 2FA" in page.content()
     shot(page, "11-admin")
+    page.click("summary:has-text('Manage alice')")
+    page.click("button:has-text('Reset 2FA')")
+    page.wait_for_load_state()
+    assert "Reset alice's second factors?" in page.inner_text("main")
+    shot(page, "11-admin-reset-2fa")
+    page.click("button:has-text('Reset second factors')")
+    page.wait_for_url(f"{server.url}/admin")
+    assert "second factors are reset" in page.inner_text("main")
     narrow = chromium.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
     small = narrow.new_page()
     login(small, server.url, "root")
@@ -188,6 +204,8 @@ PAGES = [
     "/account",
     "/account/sessions",
     "/account/password",
+    "/account/security",
+    "/reauth",
     "/inspect",
     "/lessons",
     "/admin",
@@ -217,4 +235,113 @@ def test_every_page_fits_its_width(chromium: Any, server: Served, width: str) ->
         shot(page, f"{width}{path.replace('/', '-') if path != '/' else '-index'}")
         overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
         assert overflow <= 0, f"{path} is {overflow}px wider than {pixels}px"
+    context.close()
+
+
+def _secret(page: Any) -> str:
+    """Return the TOTP secret an enrolment page shows (its URI, and grouped for reading)."""
+    uri = page.text_content("code.uri")
+    secret = uri.split("secret=", 1)[1].split("&", 1)[0]
+    assert page.text_content("p.secret code").replace(" ", "") == secret
+    return str(secret)
+
+
+def _enrol(page: Any, url: str, name: str = "Phone") -> tuple[str, list[str]]:
+    """Add an authenticator app on the security page; return its secret and recovery codes."""
+    page.goto(f"{url}/account/security")
+    page.fill("form[action='/account/security/totp'] input[name=name]", name)
+    page.click("form[action='/account/security/totp'] button[type=submit]")
+    page.wait_for_url(f"{url}/account/security/totp")
+    secret = _secret(page)
+    page.fill("input[name=code]", _code(secret))
+    page.click("form.stack button[type=submit]")
+    page.wait_for_url(f"{url}/account/security/recovery-codes")
+    codes = page.locator("ol.codes li").all_inner_texts()
+    page.click("text=I have saved them")
+    page.wait_for_url(f"{url}/account/security")
+    return secret, codes
+
+
+def _code(secret: str, ahead: int = 0) -> str:
+    import pyotp
+
+    return str(pyotp.TOTP(secret).at(time.time() + ahead * 30))
+
+
+@pytest.mark.parametrize("width", sorted(WIDTHS))
+def test_second_factor_pages(chromium: Any, server: Served, width: str) -> None:
+    """Enrol an authenticator app from the page, log in with it; screenshot every step."""
+    server.cli("user", "create", "alice", "--password-stdin", input=PASSWORD + "\n")
+    pixels = WIDTHS[width]
+    context = chromium.new_context(
+        viewport={"width": pixels, "height": 900}, is_mobile=pixels < 500
+    )
+    page = context.new_page()
+    url = server.url
+
+    def fits(name: str) -> None:
+        shot(page, f"{width}-2fa-{name}")
+        overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 0, f"{name} is {overflow}px wider than {pixels}px"
+
+    login(page, url, "alice")
+    page.goto(f"{url}/account/security")
+    fits("01-security-empty")
+    page.fill("form[action='/account/security/totp'] input[name=name]", "Phone")
+    page.click("form[action='/account/security/totp'] button[type=submit]")
+    page.wait_for_url(f"{url}/account/security/totp")
+    page.click("details summary")
+    assert page.locator("figure.qr svg").count() == 1
+    fits("02-totp-enrolment")
+    page.fill("input[name=code]", "000000")
+    page.click("form.stack button[type=submit]")
+    page.wait_for_load_state()
+    assert "That code is wrong" in page.inner_text("main")
+    page.click("details summary")
+    fits("03-totp-wrong-code")
+    secret = _secret(page)
+    page.fill("input[name=code]", _code(secret))
+    page.click("form.stack button[type=submit]")
+    page.wait_for_url(f"{url}/account/security/recovery-codes")
+    codes = page.locator("ol.codes li").all_inner_texts()
+    assert len(codes) == 10
+    fits("04-recovery-codes")
+    page.click("text=I have saved them")
+    page.wait_for_url(f"{url}/account/security")
+    fits("05-security-with-app")
+    page.goto(f"{url}/account")
+    fits("06-account")
+
+    page.click("header form button")  # Log out
+    page.wait_for_url(f"{url}/login?logged_out=1")
+    fits("07-login-with-passkey")
+    page.fill("input[name=username]", "alice")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("form.stack button[type=submit]")
+    page.wait_for_url(f"{url}/login")
+    assert "Code from your authenticator app" in page.inner_text("main")
+    fits("08-second-step")
+    page.fill("input[name=code]", "111111")
+    page.click("form.stack button[type=submit]")
+    page.wait_for_load_state()
+    assert "That code is wrong" in page.inner_text("main")
+    fits("09-second-step-wrong")
+    page.click("text=Use a recovery code")
+    fits("10-second-step-recovery")
+    page.fill("input[name=code]", codes[0])
+    page.click("form.stack button[type=submit]")
+    page.wait_for_url(f"{url}/account")
+    assert "Two-step" in page.inner_text("main")
+
+    page.goto(f"{url}/reauth?next=/account/security")
+    fits("11-reauth")
+    page.fill("form:has(input[name=method]) input[name=code]", _code(secret, ahead=1))
+    page.click("form:has(input[name=method]) button[type=submit]")
+    page.wait_for_url(f"{url}/account/security")
+    page.click("form.rename button")  # rename with the name unchanged: a flash
+    page.wait_for_url(f"{url}/account/security")
+    page.click("ul.factors form:not(.rename) button")  # Remove: the confirmation page
+    page.wait_for_load_state()
+    assert "Are you sure?" in page.inner_text("main")
+    fits("12-remove-confirm")
     context.close()
