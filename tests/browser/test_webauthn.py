@@ -6,9 +6,10 @@ runs: the service's own ``webauthn.js`` on a page with the markup contract
 (``data-webauthn``, ``data-passkey``), against the JSON API of an app served
 on ``http://localhost`` (an IP address is no valid RP ID).
 
-The page with the markup is served by Playwright's router, with the CSP the
-service gives such pages (:data:`~coatcheck.service.http.SCRIPT_PAGE_CSP`),
-and loads the script from the app.
+The pages are the service's own: ``/login`` (passkey button, and the second
+step's security-key button), ``/account/security`` (registration form) and
+``/reauth`` (step-up button), each served with the CSP that lets it run the
+script (:data:`~coatcheck.service.http.SCRIPT_PAGE_CSP`).
 """
 
 from __future__ import annotations
@@ -37,7 +38,6 @@ from .test_browser import chromium  # noqa: F401 (the fixture)
 pytestmark = pytest.mark.browser
 PASSWORD = "correct horse battery"
 WAIT = 15_000  # ms: the longest any step may take
-MARKUP_PATH = "/__webauthn_markup__"
 
 
 @dataclass
@@ -52,13 +52,15 @@ class Served:
 
 
 @pytest.fixture
-def served(tmp_path: Path) -> Iterator[Served]:
+def served(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Served]:
+    """The app on a port of its own; more settings by indirect parametrisation."""
     app = create_app(
         {
             "SECRET_KEY": TEST_SECRET_KEY,
             "COATCHECK_INSTANCE": str(tmp_path / "instance"),
             "COATCHECK_STORE_URL": "memory://",
             "COATCHECK_DATABASE_URL": f"sqlite:///{tmp_path / 'users.db'}",
+            **getattr(request, "param", {}),
         }
     )
     CoatCheck.state(app).hasher = PasswordHasher.fast_for_tests()
@@ -71,25 +73,6 @@ def served(tmp_path: Path) -> Iterator[Served]:
     finally:
         server.shutdown()
         thread.join(timeout=10)
-
-
-def markup(token: str) -> str:
-    """Return a page with the markup contract of webauthn.js."""
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="csrf-token" content="{token}">
-<script src="/static/webauthn.js" defer></script>
-<title>WebAuthn</title></head>
-<body>
-<p data-webauthn-error role="alert"></p>
-<form data-webauthn="register" data-next="/account">
-  <input name="name"> <input type="checkbox" name="passkey">
-  <button type="submit" data-passkey="register">Add</button>
-</form>
-<button type="button" data-passkey="login" data-next="/account">Log in with a passkey</button>
-<button type="button" data-webauthn="second-factor" data-next="/account">Use my key</button>
-<button type="button" data-webauthn="reauth" data-next="/account/sessions">Confirm</button>
-</body></html>"""
 
 
 class Tab:
@@ -118,17 +101,7 @@ class Tab:
             },
         )
         self.authenticator = added["authenticatorId"]
-        self.token = ""
-        self.page.route(f"{served.url}{MARKUP_PATH}", self._markup)
         self.page.goto(f"{served.url}/login")
-
-    def _markup(self, route: Any) -> None:
-        route.fulfill(
-            status=200,
-            content_type="text/html; charset=utf-8",
-            headers={"Content-Security-Policy": SCRIPT_PAGE_CSP},
-            body=markup(self.token),
-        )
 
     def api(self, method: str, path: str, body: Any = None) -> dict[str, Any]:
         """Call the JSON API from the page (same origin, cookies, CSRF token)."""
@@ -151,9 +124,11 @@ class Tab:
         )
         return result
 
-    def open_markup(self) -> None:
-        self.token = self.api("GET", "/api/csrf")["body"]["csrf_token"]
-        self.page.goto(f"{self.served.url}{MARKUP_PATH}")
+    def open(self, path: str) -> None:
+        """Open one of the service's pages with WebAuthn controls; check it may run the script."""
+        response = self.page.goto(f"{self.served.url}{path}")
+        assert response is not None and response.status == 200, path
+        assert response.headers["content-security-policy"] == SCRIPT_PAGE_CSP, path
         self.page.wait_for_load_state("load")
 
     def click_and_wait(self, selector: str, url: str) -> None:
@@ -169,10 +144,14 @@ class Tab:
         assert answer["status"] == 201, answer
 
     def add_credential(self, name: str, *, passkey: bool) -> None:
-        self.open_markup()
-        self.page.fill("input[name=name]", name)
-        self.page.set_checked("input[name=passkey]", passkey)
-        self.click_and_wait("button[data-passkey=register]", "/account")
+        self.open("/account/security")
+        form = "form[data-webauthn=register]"
+        self.page.fill(f"{form} input[name=name]", name)
+        self.page.set_checked(f"{form} input[name=passkey]", passkey)
+        self.page.click("button[data-passkey=register]")
+        # The first factor brings recovery codes, shown once on their page.
+        self.page.wait_for_url(f"{self.served.url}/account/security/recovery-codes**")
+        self.page.wait_for_load_state("load")
 
     def me(self) -> dict[str, Any]:
         return self.api("GET", "/api/me")
@@ -191,6 +170,9 @@ def tab(chromium: Any, served: Served) -> Iterator[Tab]:  # noqa: F811 (the fixt
 def test_passkey_registered_then_logs_in_alone(tab: Tab, served: Served) -> None:
     tab.register_user("alice")
     tab.add_credential("Laptop", passkey=True)
+    assert tab.page.locator("ol.codes li").count() == 10  # the first factor's recovery codes
+    tab.click_and_wait("text=I have saved them", "/account/security")
+    assert "Passkey" in tab.page.inner_text("ul.factors")
     factors = tab.api("GET", "/api/2fa")["body"]["factors"]
     assert [(f["name"], f["type"], f["passkey"]) for f in factors] == [("Laptop", "webauthn", True)]
     [credential] = tab.credentials()
@@ -199,7 +181,7 @@ def test_passkey_registered_then_logs_in_alone(tab: Tab, served: Served) -> None
 
     assert tab.api("POST", "/api/logout")["status"] == 204
     assert tab.me()["status"] == 401
-    tab.open_markup()
+    tab.open("/login")
     tab.click_and_wait("button[data-passkey=login]", "/account")
     me = tab.me()
     assert me["status"] == 200 and me["body"]["user"]["username"] == "alice"
@@ -214,19 +196,39 @@ def test_security_key_completes_a_password_login(tab: Tab, served: Served) -> No
     assert factor["passkey"] is False
     tab.api("POST", "/api/logout")
 
-    first = tab.api("POST", "/api/login", {"username": "bob", "password": PASSWORD})
-    assert first["status"] == 200 and first["body"]["second_factor_required"] is True
-    assert "user" not in first["body"] and "webauthn" in first["body"]["methods"]
+    tab.open("/login")  # the password form of the page, then its second step
+    tab.page.fill("input[name=username]", "bob")
+    tab.page.fill("input[name=password]", PASSWORD)
+    tab.click_and_wait("form.stack button[type=submit]", "/login")
     assert tab.me()["body"]["error"] == "second_factor_required"
-    tab.open_markup()
+    assert tab.page.locator("button[data-webauthn=second-factor]").count() == 1
+    assert tab.page.locator("input[name=code]").count() == 1  # a recovery code would do too
     tab.click_and_wait("button[data-webauthn=second-factor]", "/account")
     session = tab.me()["body"]["session"]
     assert session["aal"] == 2 and session["amr"] == ["pwd", "webauthn"]
 
     # Step-up with the same key renews authenticated_at.
-    tab.open_markup()
+    tab.open("/reauth?next=/account/sessions")
     tab.click_and_wait("button[data-webauthn=reauth]", "/account/sessions")
     assert served.events(events.STEP_UP)
+
+
+@pytest.mark.parametrize("served", [{"COATCHECK_REQUIRE_SECOND_FACTOR": "all"}], indirect=True)
+def test_enrolment_with_a_passkey_on_the_security_page_completes_the_login(tab: Tab) -> None:
+    answer = tab.api("POST", "/api/register", {"username": "frank", "password": PASSWORD})
+    assert answer["status"] == 201 and answer["body"]["second_factor_enrolment_required"]
+    tab.open("/account")  # a protected page sends the pending login to enrol
+    assert tab.page.url == f"{tab.served.url}/account/security"
+    assert "One more step to log in." in tab.page.inner_text("main")
+    tab.open("/account/security")
+    tab.page.fill("form[data-webauthn=register] input[name=name]", "Laptop")
+    tab.page.set_checked("form[data-webauthn=register] input[name=passkey]", True)
+    tab.page.click("button[data-passkey=register]")
+    tab.page.wait_for_url(f"{tab.served.url}/account/security/recovery-codes?next=/account")
+    assert tab.page.locator("ol.codes li").count() == 10
+    tab.click_and_wait("text=I have saved them", "/account")
+    session = tab.me()["body"]["session"]
+    assert session["aal"] == 2 and session["amr"] == ["pwd", "webauthn"]
 
 
 def test_second_factor_credential_refused_for_passwordless_login(tab: Tab) -> None:
@@ -259,7 +261,7 @@ def test_clone_counter_refused_and_audited(tab: Tab, served: Served) -> None:
     tab.register_user("dave")
     tab.add_credential("Laptop", passkey=True)
     tab.api("POST", "/api/logout")
-    tab.open_markup()
+    tab.open("/login")
     tab.click_and_wait("button[data-passkey=login]", "/account")
     tab.api("POST", "/api/logout")
     [credential] = tab.credentials()
@@ -273,7 +275,7 @@ def test_clone_counter_refused_and_audited(tab: Tab, served: Served) -> None:
         "WebAuthn.addCredential",
         {"authenticatorId": tab.authenticator, "credential": {**credential, "signCount": 0}},
     )
-    tab.open_markup()
+    tab.open("/login")
     tab.page.click("button[data-passkey=login]")
     tab.page.wait_for_selector("[data-webauthn-error]:not(:empty)", timeout=WAIT)
     assert "wrong" in tab.page.inner_text("[data-webauthn-error]")
@@ -296,10 +298,10 @@ def test_foreign_origin_response_refused(tab: Tab, served: Served) -> None:
         route.continue_(post_data=json.dumps(body))
 
     tab.page.route(f"{served.url}/api/webauthn/login/finish", to_another_origin)
-    tab.open_markup()
+    tab.open("/login")
     tab.page.click("button[data-passkey=login]")
     tab.page.wait_for_selector("[data-webauthn-error]:not(:empty)", timeout=WAIT)
-    assert tab.page.url.endswith(MARKUP_PATH)
+    assert tab.page.url.endswith("/login")
     assert tab.me()["status"] == 401
     assert served.events(events.SECOND_FACTOR_FAILED)
 
