@@ -446,3 +446,18 @@ def test_changing_the_password_counts_as_a_step_up(app: Flask, clock: ManualCloc
     assert owner.post("/api/password", new).status_code == 204
     owner.csrf()
     assert owner.client.delete("/api/sessions", headers=owner.headers()).status_code == 204
+
+
+def test_registration_under_the_policy_for_all_goes_to_enrolment(
+    make_service: Callable[..., Flask], clock: ManualClock
+) -> None:
+    app = timed(make_service(COATCHECK_REQUIRE_SECOND_FACTOR="all"), clock)
+    browser = TotpBrowser(app)
+    browser.csrf()
+    created = browser.post("/api/register", {"username": "carol", "password": PASSWORD})
+    assert created.status_code == 201
+    assert created.json["second_factor_enrolment_required"] is True  # type: ignore[index]
+    assert "user" not in created.json  # type: ignore[operator]
+    assert browser.get("/api/me").json["error"] == "second_factor_enrolment_required"  # type: ignore[index]
+    browser.enrol(clock)
+    assert browser.get("/api/me").json["session"]["aal"] == 2  # type: ignore[index]
