@@ -562,3 +562,60 @@ def test_every_second_factor_event_has_a_label() -> None:
         label != name.replace("_", " ").capitalize()
         for label, name in zip(labels, names, strict=True)
     )
+
+
+# -- old forms, remember-me, leaving enrolment -----------------------------------------------
+
+STALE = "This form was open too long or in another tab; please try again."
+
+
+def test_an_old_second_step_form_is_shown_again_and_its_token_works(
+    app: Flask, clock: ManualClock
+) -> None:
+    phone, _ = enrolled(app, clock)
+    client = browser(app)
+    second_step(client, "alice")
+    stale = post(client, "/login", {"csrf_token": "not-a-token", "code": phone.code(clock)})
+    assert stale.status_code == 403 and STALE in text(stale)
+    assert "Code from your authenticator app" in text(stale)
+    done = post(client, "/login", {"csrf_token": token(text(stale)), "code": phone.code(clock)})
+    assert path_of(done) == "/account"
+
+
+@pytest.mark.parametrize(
+    ("action", "shown"),
+    [
+        ("/reauth", 'action="/reauth"'),
+        ("/account/security/totp", 'action="/account/security/totp"'),
+        ("/account/security/recovery-codes/new", 'action="/account/security/totp"'),
+    ],
+)
+def test_old_security_forms_are_shown_again(app: Flask, action: str, shown: str) -> None:
+    add_user(app, "alice")
+    client = logged_in(app, "alice")
+    stale = post(client, action, {"csrf_token": "not-a-token", "password": PASSWORD})
+    assert stale.status_code == 403 and STALE in text(stale) and shown in text(stale)
+    assert "Error 403" not in text(stale)
+
+
+def test_remember_me_is_kept_until_the_second_step_is_done(app: Flask, clock: ManualClock) -> None:
+    phone, _ = enrolled(app, clock)
+    client = browser(app)
+    page = second_step(client, "alice", remember="on")
+    assert client.get_cookie("__Host-remember", domain="localhost") is None
+    post(client, "/login", {"csrf_token": token(text(page)), "code": phone.code(clock)})
+    assert client.get_cookie("__Host-remember", domain="localhost") is not None
+
+
+def test_a_login_sent_to_enrol_can_log_out_instead(
+    make_app: Callable[..., Flask], clock: ManualClock
+) -> None:
+    app = make_app(COATCHECK_REQUIRE_SECOND_FACTOR="all")
+    add_user(app, "alice")
+    client = browser(app)
+    login(client, "alice")
+    page = text(get(client, "/account/security"))
+    assert "Cancel and log out" in page
+    out = post(client, "/logout", {"csrf_token": token(page)})
+    assert path_of(out) == "/login?logged_out=1"
+    assert path_of(get(client, "/account/security")).startswith("/login")

@@ -419,6 +419,8 @@ def _security_again() -> ResponseReturnValue:
     # too late included: the enrolment is still waiting for one).
     if not current_user.is_authenticated and pending_login(ENROLMENT) is None:
         return _see_other("pages.login", next=url_for("security.index"))
+    if request.endpoint == "security.recovery_codes_saved":  # nothing to do again
+        return _see_other("security.index")
     waiting = security.totp_enrolment() is not None
     if request.endpoint == "security.totp_confirm" and waiting:
         return _view_again(security.totp)
@@ -443,4 +445,5 @@ _FORMS_AGAIN: dict[str, Callable[[], ResponseReturnValue | None]] = {
     "security.rename": _security_again,
     "security.remove": _security_again,
     "security.new_recovery_codes": _security_again,
+    "security.recovery_codes_saved": _security_again,
 }
