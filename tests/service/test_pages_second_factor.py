@@ -24,7 +24,18 @@ from coatcheck.service.admin import audit_detail
 from coatcheck.service.filters import event_label_filter
 from coatcheck.users import models as events
 
-from .test_pages import BASE, PASSWORD, add_user, browser, get, login, submit, text, token
+from .test_pages import (
+    BASE,
+    PASSWORD,
+    add_user,
+    browser,
+    forms,
+    get,
+    login,
+    submit,
+    text,
+    token,
+)
 from .test_tokens import timed
 
 STEP_UP_AGE = 601  # seconds: just past COATCHECK_REAUTH_MAX_AGE's 600
@@ -619,3 +630,31 @@ def test_a_login_sent_to_enrol_can_log_out_instead(
     out = post(client, "/logout", {"csrf_token": token(page)})
     assert path_of(out) == "/login?logged_out=1"
     assert path_of(get(client, "/account/security")).startswith("/login")
+
+
+def test_every_form_of_the_new_pages_posts_with_a_csrf_token(
+    app: Flask, clock: ManualClock
+) -> None:
+    add_user(app, "alice")
+    client = logged_in(app, "alice")
+    pages = [text(get(client, "/account/security")), text(get(client, "/reauth"))]
+    submit(client, "/account/security", "/account/security/totp", {"name": "Phone"})
+    totp = text(get(client, "/account/security/totp"))
+    phone = Phone(totp)
+    confirmed = post(
+        client,
+        "/account/security/totp/confirm",
+        {"csrf_token": token(totp), "code": phone.code(clock)},
+    )
+    pages += [totp, text(get(client, path_of(confirmed))), text(get(client, "/account/security"))]
+    clock.advance(30)
+    other = browser(app)
+    pages.append(text(second_step(other, "alice")))
+    pages.append(text(get(other, "/login?method=recovery")))
+    for page in pages:
+        # The script's registration form (data-webauthn) has neither method nor action.
+        found = [f for f in forms(page) if f["method"] or f["action"]]
+        assert found
+        for form in found:
+            assert form["method"] == "post", form
+            assert form["fields"].get("csrf_token"), form
