@@ -33,7 +33,7 @@ from coatcheck.service.http import SCRIPT_PAGE_CSP
 from coatcheck.users import models as events
 
 from ..conftest import TEST_SECRET_KEY, free_port
-from .test_browser import chromium  # noqa: F401 (the fixture)
+from .test_browser import chromium, shot  # noqa: F401 (the fixture)
 
 pytestmark = pytest.mark.browser
 PASSWORD = "correct horse battery"
@@ -203,12 +203,14 @@ def test_security_key_completes_a_password_login(tab: Tab, served: Served) -> No
     assert tab.me()["body"]["error"] == "second_factor_required"
     assert tab.page.locator("button[data-webauthn=second-factor]").count() == 1
     assert tab.page.locator("input[name=code]").count() == 1  # a recovery code would do too
+    shot(tab.page, "webauthn-second-step")
     tab.click_and_wait("button[data-webauthn=second-factor]", "/account")
     session = tab.me()["body"]["session"]
     assert session["aal"] == 2 and session["amr"] == ["pwd", "webauthn"]
 
     # Step-up with the same key renews authenticated_at.
     tab.open("/reauth?next=/account/sessions")
+    shot(tab.page, "webauthn-reauth")
     tab.click_and_wait("button[data-webauthn=reauth]", "/account/sessions")
     assert served.events(events.STEP_UP)
 
