@@ -348,6 +348,23 @@ def test_a_mistyped_first_code_shows_the_same_qr_again(app: Flask, clock: Manual
     assert path_of(right).startswith("/account/security/recovery-codes")
 
 
+def test_leaving_the_enrolment_page_forgets_its_secret(app: Flask, clock: ManualClock) -> None:
+    add_user(app, "alice")
+    client = logged_in(app, "alice")
+    submit(client, "/account/security", "/account/security/totp", {"name": "Phone"})
+    page = text(get(client, "/account/security/totp"))
+    phone = Phone(page)
+    get(client, "/account/security")  # Cancel
+    assert path_of(get(client, "/account/security/totp")) == "/account/security"
+    late = post(
+        client,
+        "/account/security/totp/confirm",
+        {"csrf_token": token(page), "code": phone.code(clock)},
+    )
+    assert path_of(late) == "/account/security"
+    assert CoatCheck.state(app).factors.factors(1) == []
+
+
 # -- step-up -------------------------------------------------------------------------------
 
 
@@ -496,7 +513,6 @@ def test_only_the_pages_with_webauthn_controls_may_run_the_script(
     add_user(app, "root", "admin")
     anonymous = browser(app)
     client = logged_in(app, "root")
-    submit(client, "/account/security", "/account/security/totp", {"name": "Phone"})
     with_script = {"/login": anonymous, "/account/security": client}
     without = {
         "/": anonymous,
@@ -504,7 +520,6 @@ def test_only_the_pages_with_webauthn_controls_may_run_the_script(
         "/account": client,
         "/account/sessions": client,
         "/account/password": client,
-        "/account/security/totp": client,
         "/reauth": client,  # root has no security key
         "/admin": client,
         "/inspect": client,
@@ -523,6 +538,9 @@ def test_only_the_pages_with_webauthn_controls_may_run_the_script(
         assert response.status_code == 200, path
         assert NONE in response.headers["Content-Security-Policy"], path
         assert "<script" not in text(response), path
+    submit(client, "/account/security", "/account/security/totp", {"name": "Phone"})
+    totp = get(client, "/account/security/totp")
+    assert NONE in totp.headers["Content-Security-Policy"] and "<script" not in text(totp)
     # A second step without a security key needs no script either.
     client = browser(app)
     add_user(app, "alice")

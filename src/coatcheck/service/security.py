@@ -132,6 +132,8 @@ def _codes_page(then: str | None = None) -> ResponseReturnValue:
 @blueprint.get("/account/security")
 def index() -> ResponseReturnValue:
     user_id, _ = factor_owner()
+    if totp_enrolment() is not None:  # the enrolment page was left: its secret goes
+        current_session().set_meta(TOTP_ENROLMENT, None)
     found = CoatCheck.state()
     enrolling = _enrolling()
     fresh = enrolling or recently_authenticated()
@@ -157,7 +159,8 @@ def totp_begin() -> ResponseReturnValue:
     except ValueError as exc:
         flash(f"That name cannot be used: {exc}.", "error")
         return see_other("security.index")
-    # Kept server-side until confirmed, so that a mistyped code shows the same QR again.
+    # Kept server-side while the enrolment page is open, so that a mistyped code shows the
+    # same QR again; confirming or going back to the security page forgets it.
     current_session().set_meta(
         TOTP_ENROLMENT,
         {
