@@ -32,6 +32,7 @@ from .test_pages import (
     forms,
     get,
     login,
+    register,
     submit,
     text,
     token,
@@ -676,3 +677,14 @@ def test_every_form_of_the_new_pages_posts_with_a_csrf_token(
         for form in found:
             assert form["method"] == "post", form
             assert form["fields"].get("csrf_token"), form
+
+
+def test_registering_under_the_policy_leads_to_enrolment(
+    make_app: Callable[..., Flask], clock: ManualClock
+) -> None:
+    app = make_app(COATCHECK_REQUIRE_SECOND_FACTOR="all")
+    client = browser(app)
+    answer = register(client, "carol")
+    assert path_of(answer) == "/account/security"
+    assert "set up a second factor to finish logging in" in text(get(client, "/account/security"))
+    assert path_of(get(client, "/account")).startswith("/login?next=")

@@ -46,7 +46,6 @@ from ..ext import (
     current_user,
     list_sessions,
     login_required,
-    login_user,
     logout_user,
     pending_login,
     reauth_required,
@@ -171,7 +170,13 @@ def register() -> ResponseReturnValue:
         return _form_error("register.html", "That username is taken.", 409, **context)
     except (InvalidUsername, InvalidEmail) as exc:
         return _form_error("register.html", _sentence(str(exc)), 400, **context)
-    login_user(user)
+    if start_login(user) is not None:  # the policy wants a second factor first
+        flash(
+            f"Welcome, {user.username}. Your account is ready: set up a second factor to "
+            "finish logging in.",
+            "warning",
+        )
+        return _see_other("security.index")
     flash(f"Welcome, {user.username}. Your account is ready and you are logged in.", "success")
     return _see_other("pages.account")
 
