@@ -355,6 +355,9 @@ def test_leaving_the_enrolment_page_forgets_its_secret(app: Flask, clock: Manual
     submit(client, "/account/security", "/account/security/totp", {"name": "Phone"})
     page = text(get(client, "/account/security/totp"))
     phone = Phone(page)
+    store = CoatCheck.state(app).store
+    [record] = [r for r in store.list_by_user("1") if r.kind.value == "session"]
+    assert phone.secret not in repr(record.meta)  # the session names the factor; no secret
     get(client, "/account/security")  # Cancel
     assert path_of(get(client, "/account/security/totp")) == "/account/security"
     late = post(

@@ -138,11 +138,23 @@ class SecondFactors:
         secret = pyotp.random_base32(32)
         sealed = self.services.factor_sealer.seal(secret.encode())
         factor = self.store.add_totp(user_id, name, sealed)
+        return self._enrolment(factor.id, secret, username)
+
+    def unconfirmed_totp(self, user_id: int, username: str, factor_id: int) -> TotpEnrolment | None:
+        """Return the enrolment of a TOTP factor still waiting for its first code (to show
+        its QR code again), or ``None``. The secret is read from its sealed copy."""
+        factor = self.store.get(user_id, factor_id)
+        if factor is None or factor.type != TOTP or factor.confirmed:
+            return None
+        secret = self.services.factor_sealer.open(factor.secret or "")
+        return None if secret is None else self._enrolment(factor.id, secret.decode(), username)
+
+    def _enrolment(self, factor_id: int, secret: str, username: str) -> TotpEnrolment:
         uri = pyotp.TOTP(secret, digits=TOTP_DIGITS, interval=TOTP_STEP).provisioning_uri(
             name=username, issuer_name=self.issuer
         )
         svg = segno.make(uri, error="m").svg_inline(scale=4, border=2, dark="#1d2330")
-        return TotpEnrolment(factor.id, secret, uri, svg)
+        return TotpEnrolment(factor_id, secret, uri, svg)
 
     @property
     def issuer(self) -> str:

@@ -47,7 +47,8 @@ from .forms import no_store, render_page, see_other, throttled
 
 blueprint = Blueprint("security", __name__)
 
-#: The session meta key of a TOTP factor waiting for its first code (its secret, URI, QR).
+#: The session meta key of a TOTP factor waiting for its first code: its ID and name only
+#: (the secret stays sealed in the database and is read back to show the QR code again).
 TOTP_ENROLMENT = "totp_enrolment"
 #: What a new authenticator app is called unless the user names it.
 DEFAULT_TOTP_NAME = "Authenticator app"
@@ -159,18 +160,9 @@ def totp_begin() -> ResponseReturnValue:
     except ValueError as exc:
         flash(f"That name cannot be used: {exc}.", "error")
         return see_other("security.index")
-    # Kept server-side while the enrolment page is open, so that a mistyped code shows the
-    # same QR again; confirming or going back to the security page forgets it.
-    current_session().set_meta(
-        TOTP_ENROLMENT,
-        {
-            "id": enrolment.id,
-            "name": name,
-            "secret": enrolment.secret,
-            "uri": enrolment.otpauth_uri,
-            "svg": enrolment.qr_svg,
-        },
-    )
+    # While the enrolment page is open the session names the factor, so that a mistyped
+    # code shows the same QR again; confirming or going back to the security page forgets it.
+    current_session().set_meta(TOTP_ENROLMENT, {"id": enrolment.id, "name": name})
     return see_other("security.totp")
 
 
@@ -180,16 +172,20 @@ def totp_enrolment() -> dict[str, Any] | None:
 
 
 def _totp_page(enrolment: dict[str, Any], status: int = 200) -> Response:
-    secret = str(enrolment["secret"])
-    groups = " ".join(secret[i : i + 4] for i in range(0, len(secret), 4))
+    user_id, username = factor_owner()
+    shown = CoatCheck.state().factors.unconfirmed_totp(user_id, username, int(enrolment["id"]))
+    if shown is None:  # confirmed or removed meanwhile
+        current_session().set_meta(TOTP_ENROLMENT, None)
+        return see_other("security.index")  # type: ignore[return-value]
+    groups = " ".join(shown.secret[i : i + 4] for i in range(0, len(shown.secret), 4))
     return no_store(
         render_page(
             "security_totp.html",
             status,
             name=enrolment.get("name", DEFAULT_TOTP_NAME),
             secret_groups=groups,
-            otpauth_uri=enrolment["uri"],
-            qr_svg=enrolment["svg"],
+            otpauth_uri=shown.otpauth_uri,
+            qr_svg=shown.qr_svg,
         )
     )
 
