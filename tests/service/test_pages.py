@@ -391,6 +391,7 @@ def test_admin_page_lists_users_sessions_and_events(app: Flask) -> None:
     assert 'class="table-scroll"' in page
     assert "Firefox on Windows" in page
     assert "Logged in" in page
+    assert page.count('<div class="hint">Password</div>') == 2  # how each session logged in
 
 
 def test_admin_sets_roles(app: Flask) -> None:
