@@ -6,6 +6,7 @@ import io
 import multiprocessing
 import threading
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from click.testing import CliRunner
-from sqlalchemy import Engine, column, inspect, select, table, update
+from sqlalchemy import Engine, column, inspect, select, table, text, update
 
 from coatcheck.core.errors import ConfigurationError
 from coatcheck.service.cli import main
@@ -35,12 +36,38 @@ TABLES = {
     "coatcheck_audit_events",
     "coatcheck_factors",
     "coatcheck_recovery_codes",
+    "coatcheck_outbox",
+    "coatcheck_email_tokens",
+    "coatcheck_known_devices",
 }
 #: What ``metadata.create_all`` made before migrations existed (revision 0001).
-LEGACY_TABLES = [
-    Base.metadata.tables[name] for name in ("coatcheck_users", "coatcheck_audit_events")
-]
-HEAD = "0002"
+
+
+def create_legacy_tables(store: UserStore) -> None:
+    """Make the tables as ``metadata.create_all`` made them before migrations existed:
+    revision 0001's, with no version table."""
+    store.upgrade_schema("0001")
+    with store.engine.begin() as connection:
+        connection.execute(text(f"DROP TABLE {VERSION_TABLE}"))
+
+
+def add_legacy_user(store: UserStore, name: str = "alice") -> int:
+    """Add a user to revision 0001's table (the ORM knows later columns); return its ID."""
+    with store.engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO coatcheck_users (username, username_key, password_hash, roles, "
+                "created_at, disabled) VALUES (:name, :name, :hash, '[]', :at, false)"
+            ),
+            {"name": name, "hash": HASH, "at": datetime.now(UTC)},
+        )
+        found = connection.execute(
+            text("SELECT id FROM coatcheck_users WHERE username = :name"), {"name": name}
+        )
+        return int(found.scalar_one())
+
+
+HEAD = "0003"
 # Nothing listens on loopback port 1; engines connect lazily, so these never do.
 LAZY_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:1/test"
 VERSION = table(VERSION_TABLE, column("version_num"))
@@ -180,25 +207,27 @@ def test_threads_migrating_different_databases_at_once(tmp_path: Path) -> None:
 
 
 def test_tables_made_by_create_all_are_adopted_not_made_again(users: UserStore) -> None:
-    Base.metadata.create_all(users.engine, tables=LEGACY_TABLES)  # before migrations
-    user = users.create_user("alice", HASH)
-    users.record_event(LOGIN_SUCCEEDED, user_id=user.id)
+    create_legacy_tables(users)  # what create_schema() did before migrations
+    user_id = add_legacy_user(users)
+    users.record_event(LOGIN_SUCCEEDED, user_id=user_id)
     assert users.schema_revision() is None
     users.create_schema()
     assert users.schema_revision() == HEAD
     assert version_rows(users.engine) == [HEAD]
-    assert users.get(user.id) == user
+    user = users.get(user_id)
+    assert user is not None and user.username == "alice"
+    assert (user.email_verified, user.notify_new_device) == (False, True)  # the new columns
     assert users.count_events() == 1
     users.create_schema()
     assert version_rows(users.engine) == [HEAD]
 
 
 def test_db_upgrade_adopts_create_all_tables_too(users: UserStore) -> None:
-    Base.metadata.create_all(users.engine, tables=LEGACY_TABLES)
-    user = users.create_user("alice", HASH)
+    create_legacy_tables(users)
+    user_id = add_legacy_user(users)
     users.upgrade_schema()
     assert users.schema_revision() == HEAD
-    assert users.get(user.id) == user
+    assert users.get(user_id) is not None
 
 
 def test_half_made_tables_are_refused_untouched(users: UserStore) -> None:
@@ -356,8 +385,8 @@ def test_db_revision_and_upgrade(instance: Path, db_url: str) -> None:
 def test_db_upgrade_adopts_an_instance_made_by_create_all(instance: Path, db_url: str) -> None:
     store = UserStore(db_url)
     try:
-        Base.metadata.create_all(store.engine, tables=LEGACY_TABLES)
-        store.create_user("alice", HASH)
+        create_legacy_tables(store)
+        add_legacy_user(store)
     finally:
         store.close()
     assert run("db", "revision").splitlines()[0].startswith("current  none")

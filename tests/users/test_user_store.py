@@ -526,6 +526,8 @@ def test_events_have_no_column_for_secrets_or_anything_unknown(users: UserStore)
         "created_at",
         "disabled",
         "password_changed_at",
+        "email_verified",
+        "notify_new_device",
     }
 
 

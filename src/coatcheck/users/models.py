@@ -14,7 +14,19 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, Dialect, Integer, MetaData, String, Text
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Dialect,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    false,
+    true,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
@@ -43,6 +55,11 @@ SECOND_FACTOR_FAILED = "second_factor_failed"
 STEP_UP = "step_up"
 PASSKEY_LOGIN = "passkey_login"
 CREDENTIAL_CLONED = "webauthn_credential_cloned"
+PASSWORD_RESET_REQUESTED = "password_reset_requested"  # noqa: S105 (an event name)
+PASSWORD_RESET = "password_reset"  # noqa: S105 (an event name)
+EMAIL_VERIFIED = "email_verified"
+EMAIL_CHANGED = "email_changed"
+NEW_DEVICE = "new_device_login"
 
 #: Constraint and index names that stay stable across databases, so that
 #: Alembic migrations can refer to them later.
@@ -106,6 +123,9 @@ class UserRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
     password_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    email_verified: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    #: Mail the user when they log in from a browser and OS not seen before.
+    notify_new_device: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
 
     def to_user(self) -> User:
         """Return the detached, immutable value of this row."""
@@ -118,7 +138,68 @@ class UserRow(Base):
             created_at=self.created_at,
             disabled=self.disabled,
             password_changed_at=self.password_changed_at,
+            email_verified=self.email_verified,
+            notify_new_device=self.notify_new_device,
         )
+
+
+class OutboxRow(Base):
+    """One mail to send (SPEC §9): written in the transaction of the change that causes
+    it, delivered by a background sender that leases it."""
+
+    __tablename__ = "coatcheck_outbox"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    #: What the mail is (its template): ``password_reset``, ``verify_email``, ``notice``…
+    kind: Mapped[str] = mapped_column(String(32))
+    user_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    #: ``None`` until a request to resolve (a reset asked for by login) is resolved.
+    to_addr: Mapped[str | None] = mapped_column(String(254))
+    subject: Mapped[str | None] = mapped_column(Text)
+    text_body: Mapped[str | None] = mapped_column(Text)
+    html_body: Mapped[str | None] = mapped_column(Text)
+    #: What a mail still to be resolved needs (a reset request's login); cleared after.
+    payload: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
+    #: ``pending``, ``sending`` (leased), ``sent``, ``failed`` or ``dropped``.
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_error: Mapped[str | None] = mapped_column(Text)
+    #: The Message-ID header: one per mail, the same on every attempt.
+    message_id: Mapped[str] = mapped_column(String(128))
+
+
+class EmailTokenRow(Base):
+    """A one-time link sent by mail, kept as the SHA-256 of its secret."""
+
+    __tablename__ = "coatcheck_email_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(Integer, index=True)
+    #: ``reset`` (a new password) or ``verify`` (an address to confirm).
+    purpose: Mapped[str] = mapped_column(String(16))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    #: The address a ``verify`` token confirms.
+    email: Mapped[str | None] = mapped_column(String(254))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class KnownDeviceRow(Base):
+    """A browser and OS a user has logged in with (for "new device" notices)."""
+
+    __tablename__ = "coatcheck_known_devices"
+    __table_args__ = (UniqueConstraint("user_id", "device"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(Integer)
+    device: Mapped[str] = mapped_column(String(128))
+    first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class AuditEventRow(Base):
@@ -260,6 +341,8 @@ class User:
     created_at: datetime
     disabled: bool
     password_changed_at: datetime | None = None
+    email_verified: bool = False
+    notify_new_device: bool = True
 
     def has_role(self, role: str) -> bool:
         """Return whether the user holds ``role``."""
