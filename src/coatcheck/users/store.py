@@ -37,6 +37,7 @@ from ..core.clock import system_clock
 from ..core.errors import CoatcheckError, ConfigurationError, StoreUnavailable, UsernameTaken
 from .factors import FactorStore
 from .models import AuditEvent, AuditEventRow, User, UserRow
+from .outbox import OutboxStore
 from .validation import (
     MAX_ID,
     InvalidEmail,
@@ -193,6 +194,11 @@ class UserStore:
     def factors(self) -> FactorStore:
         """Return the users' second factors and recovery codes."""
         return FactorStore(self)
+
+    @functools.cached_property
+    def outbox(self) -> OutboxStore:
+        """Return the mail outbox."""
+        return OutboxStore(self)
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Session]:

@@ -73,9 +73,7 @@ def upgrade() -> None:
         sa.Column("device", sa.String(length=128), nullable=False),
         sa.Column("first_seen_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_coatcheck_known_devices")),
-        sa.UniqueConstraint(
-            "user_id", "device", name=op.f("uq_coatcheck_known_devices_user_id")
-        ),
+        sa.UniqueConstraint("user_id", "device", name=op.f("uq_coatcheck_known_devices_user_id")),
     )
 
 
