@@ -220,6 +220,34 @@ class Settings:
         "party ID and origin. Empty: the request's own origin (development only).",
         "",
     )
+    mail_url: str = _key(
+        "COATCHECK_MAIL_URL",
+        "Where mail goes: smtp://user:password@host:587?starttls=true or "
+        "smtps://user:password@host:465. Empty: the development mailbox (mails are kept "
+        "and shown at /admin/mail; nothing is sent).",
+        "",
+    )
+    mail_from: str = _key(
+        "COATCHECK_MAIL_FROM",
+        "The From address of every mail.",
+        "coatcheck <no-reply@localhost>",
+    )
+    mail_lease: float = _key(
+        "COATCHECK_MAIL_LEASE",
+        "Seconds a sender holds a mail it is sending; a sender that dies lets another "
+        "take the mail over after this.",
+        120.0,
+    )
+    mail_poll: float = _key(
+        "COATCHECK_MAIL_POLL",
+        "Seconds between looks at the outbox by the background sender.",
+        2.0,
+    )
+    require_verified_email: bool = _key(
+        "COATCHECK_REQUIRE_VERIFIED_EMAIL",
+        "Keep users whose address is not verified to the verification pages.",
+        False,
+    )
     trusted_proxies: int = _key(
         "COATCHECK_TRUSTED_PROXIES",
         "How many reverse proxies in front set X-Forwarded-For/-Proto/-Host (ProxyFix). "
@@ -244,6 +272,15 @@ class Settings:
         if self.store_timeout <= 0 or self.database_timeout <= 0:
             raise ConfigurationError(
                 "COATCHECK_STORE_TIMEOUT and COATCHECK_DATABASE_TIMEOUT must be positive numbers"
+            )
+        if self.mail_lease <= 0 or self.mail_poll <= 0:
+            raise ConfigurationError(
+                "COATCHECK_MAIL_LEASE and COATCHECK_MAIL_POLL must be positive numbers"
+            )
+        if self.mail_url and not self.public_url:
+            raise ConfigurationError(
+                "COATCHECK_MAIL_URL needs COATCHECK_PUBLIC_URL: every link in a mail is built "
+                "from it, never from a request's Host header"
             )
         if self.reauth_max_age <= 0:
             raise ConfigurationError("COATCHECK_REAUTH_MAX_AGE must be a positive number")
