@@ -222,6 +222,16 @@ class Devices:
                 store.delete(record.key)
         return stamp if kept else None
 
+    def update_meta(self, user_id: str | int, values: dict[str, Any]) -> None:
+        """Write ``values`` into the meta of every live session and token family of the
+        user (what they show of the user, such as the address; no privilege)."""
+        store = self.services.store
+        for record in self._alive(str(user_id)):
+            if record.kind is RecordKind.REMEMBER:
+                continue
+            record.meta.update(values)
+            store.save(record, set(), changed_meta=set(values))
+
     def _carry(self, keys: set[str], stamp: int, roles: list[str]) -> None:
         """Move the records ``keys`` to ``stamp`` with ``roles`` (a series keeps no roles)."""
         store = self.services.store

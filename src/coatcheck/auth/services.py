@@ -31,6 +31,7 @@ from ..users import models as events
 from .accounts import Accounts
 from .client import NO_CLIENT, Client
 from .devices import Devices
+from .emails import NOTICE_EVENTS, AccountMail, notice_mail
 from .factors import SecondFactors
 from .remember import RememberSeries
 from .secret import check_shared_signing_key
@@ -147,6 +148,11 @@ class Services:
         return WebAuthnCredentials(self)
 
     @functools.cached_property
+    def account_mail(self) -> AccountMail:
+        """Return password reset, address verification and security notices."""
+        return AccountMail(self)
+
+    @functools.cached_property
     def devices(self) -> Devices:
         """Return the device (session) operations."""
         return Devices(self)
@@ -187,6 +193,10 @@ class Services:
                 user_agent=client.user_agent,
                 session_handle=client.session_handle,
                 detail=detail,
+                # A security notice goes with its audit row: both kept, or neither.
+                mail=notice_mail(event, user_key, detail)
+                if event in NOTICE_EVENTS and user_key is not None
+                else None,
             )
         fields = {"user_id": user_key, "username": username, "detail": detail}
         for listener in self.listeners:

@@ -168,6 +168,7 @@ class LoginThrottle:
     :param ceiling: the rate of failures per account from all addresses.
     :param address: the rate of failures per client address.
     :param register: the rate of registrations per client address.
+    :param reset: the rate of password reset requests per client address.
     """
 
     def __init__(
@@ -178,6 +179,7 @@ class LoginThrottle:
         ceiling: str = "50/15 minutes",
         address: str = "100/15 minutes",
         register: str = "10/hour",
+        reset: str = "20/15 minutes",
     ) -> None:
         if not isinstance(storage, MovingWindowSupport):
             raise TypeError("the login throttle needs a storage with a moving window")
@@ -188,6 +190,7 @@ class LoginThrottle:
             "account": parse(ceiling),
             "address": parse(address),
             "register": parse(register),
+            "reset": parse(reset),
         }
         # One audit mark per refused key and window; the window's length is the scope's.
         self._audit = {
@@ -269,10 +272,17 @@ class LoginThrottle:
 
     def reserve_registration(self, address: str) -> Refusal | None:
         """Count a registration attempt from ``address``; return a refusal or ``None``."""
+        return self._reserve("register", address)
+
+    def reserve_reset(self, address: str) -> Refusal | None:
+        """Count a password reset request from ``address``; return a refusal or ``None``."""
+        return self._reserve("reset", address)
+
+    def _reserve(self, scope: str, address: str) -> Refusal | None:
         place = _address_key(address)
         with _unavailable():
-            if not self.limiter.hit(self.rates["register"], "register", place):
-                return self._refuse("register", place)
+            if not self.limiter.hit(self.rates[scope], scope, place):
+                return self._refuse(scope, place)
         return None
 
     def close(self) -> None:

@@ -9,8 +9,8 @@ from typing import Any
 from werkzeug.exceptions import default_exceptions
 
 from ..auth.assurance import Assurance
+from ..core.useragent import describe_user_agent
 from ..ext import iso_time
-from .useragent import describe_user_agent
 
 #: Audit event names as people read them; others are made readable from their name.
 EVENT_LABELS = {

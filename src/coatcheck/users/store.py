@@ -35,9 +35,10 @@ from sqlalchemy.pool import StaticPool
 from ..core import sqlite
 from ..core.clock import system_clock
 from ..core.errors import CoatcheckError, ConfigurationError, StoreUnavailable, UsernameTaken
+from .email_tokens import EmailTokenStore
 from .factors import FactorStore
-from .models import AuditEvent, AuditEventRow, User, UserRow
-from .outbox import OutboxStore
+from .models import AuditEvent, AuditEventRow, KnownDeviceRow, User, UserRow
+from .outbox import NewMail, OutboxStore
 from .validation import (
     MAX_ID,
     InvalidEmail,
@@ -196,6 +197,11 @@ class UserStore:
         return FactorStore(self)
 
     @functools.cached_property
+    def email_tokens(self) -> EmailTokenStore:
+        """Return the one-time mail links."""
+        return EmailTokenStore(self)
+
+    @functools.cached_property
     def outbox(self) -> OutboxStore:
         """Return the mail outbox."""
         return OutboxStore(self)
@@ -347,6 +353,73 @@ class UserStore:
         with self.transaction() as session:
             return session.scalar(select(func.count()).select_from(UserRow)) or 0
 
+    def get_by_email(self, email: str) -> User | None:
+        """Return the user with this address in any case (the oldest, if several), or ``None``."""
+        if not isinstance(email, str) or not email or len(email) > 254:
+            return None
+        query = (
+            select(UserRow)
+            .where(func.lower(UserRow.email) == email.lower())
+            .order_by(UserRow.id)
+            .limit(1)
+        )
+        with self.transaction() as session:
+            row = session.scalars(query).one_or_none()
+            return None if row is None else row.to_user()
+
+    def set_email_in(
+        self, session: Session, user_id: int, email: str | None, *, verified: bool
+    ) -> User:
+        """Set a user's address and whether it is verified, in ``session``'s transaction.
+
+        :raise InvalidEmail: if ``email`` is not an address.
+        """
+        row = self._row(session, user_id)
+        row.email = validate_email(email)
+        row.email_verified = bool(verified and email)
+        session.flush()
+        return row.to_user()
+
+    def set_password_hash_in(self, session: Session, user_id: int, password_hash: str) -> User:
+        """:meth:`set_password_hash` in ``session``'s transaction (with what must go with it)."""
+        check_password_hash(password_hash)
+        row = self._row(session, user_id)
+        row.password_hash = password_hash
+        row.password_changed_at = self._now()
+        session.flush()
+        return row.to_user()
+
+    def set_notify_new_device(self, user_id: int, notify: bool) -> User:
+        """Turn the user's "new device" notices on or off."""
+        with self.transaction() as session:
+            row = self._row(session, user_id)
+            row.notify_new_device = bool(notify)
+            session.flush()
+            return row.to_user()
+
+    def known_devices(self, user_id: int) -> int:
+        """Return how many browsers and OSes the user has logged in with."""
+        query = (
+            select(func.count())
+            .select_from(KnownDeviceRow)
+            .where(KnownDeviceRow.user_id == user_id)
+        )
+        with self.transaction() as session:
+            return session.scalar(query) or 0
+
+    def note_device(self, user_id: int, device: str) -> bool:
+        """Record that the user logged in with ``device`` (a browser and OS); return
+        whether it is new for them."""
+        try:
+            with self.transaction() as session:
+                session.add(
+                    KnownDeviceRow(user_id=user_id, device=device[:128], first_seen_at=self._now())
+                )
+                session.flush()
+        except IntegrityError:
+            return False
+        return True
+
     def set_password_hash(self, user_id: int, password_hash: str) -> User:
         """Replace a user's password hash and return the updated user.
 
@@ -397,8 +470,9 @@ class UserStore:
         user_agent: str | None = None,
         session_handle: str | None = None,
         detail: dict[str, Any] | None = None,
+        mail: NewMail | None = None,
     ) -> None:
-        """Append an event to the audit log.
+        """Append an event to the audit log (and ``mail`` to the outbox, in one transaction).
 
         Client-supplied text is cut to size (the user agent to 512 characters).
         Values of ``detail`` under secret names (``password``, ``token``,
@@ -422,6 +496,8 @@ class UserStore:
         )
         with self.transaction() as session:
             session.add(row)
+            if mail is not None:
+                self.outbox.add(session, mail)
 
     def list_events(
         self, *, user_id: int | None = None, offset: int = 0, limit: int = 50

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from coatcheck.service.useragent import UNKNOWN_DEVICE, describe_user_agent
+from coatcheck.core.useragent import UNKNOWN_DEVICE, describe_user_agent
 
 
 @pytest.mark.parametrize(
