@@ -103,7 +103,8 @@ class AccountMail:
         return base.rstrip("/") + path
 
     def _now(self) -> float:
-        return self.services.clock()
+        # The user store's clock: the times of tokens and mails are its own.
+        return self.services.users.clock()
 
     # -- password reset -------------------------------------------------------------
 
@@ -167,7 +168,7 @@ class AccountMail:
         if user is None or user.disabled:
             raise InvalidMailToken()
         changed = user.password_changed_at
-        if changed is not None and changed > token.created_at:
+        if changed is not None and changed >= token.created_at:
             raise InvalidMailToken()
         return token, user
 

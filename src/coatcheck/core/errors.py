@@ -109,3 +109,7 @@ class EnrolmentRequired(Unauthenticated):
 
 class ReauthenticationRequired(CoatcheckError):
     """A sensitive action needs a password or factor check more recent than this one."""
+
+
+class EmailVerificationRequired(CoatcheckError):
+    """``COATCHECK_REQUIRE_VERIFIED_EMAIL``: the user's address is not verified yet."""

@@ -27,6 +27,7 @@ from werkzeug.http import HTTP_STATUS_CODES
 from ..core import csrf
 from ..core.errors import (
     CSRFError,
+    EmailVerificationRequired,
     EnrolmentRequired,
     Forbidden,
     InvalidCode,
@@ -261,6 +262,14 @@ def _same_site_referrer() -> str | None:
     return "/" + referrer[len(request.host_url) :]
 
 
+def _handle_email_verification_required(exc: EmailVerificationRequired) -> Response:
+    return error_response(
+        403,
+        "email_verification_required",
+        "Confirm your e-mail address first: open the link we sent you (or ask for a new one).",
+    )
+
+
 def _handle_invalid_code(exc: InvalidCode) -> Response:
     return error_response(401, "invalid_code", "That code is wrong, used already or expired.")
 
@@ -306,6 +315,7 @@ def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(EnrolmentRequired, _handle_enrolment_required)
     app.register_error_handler(ReauthenticationRequired, _handle_reauthentication_required)
     app.register_error_handler(InvalidCode, _handle_invalid_code)
+    app.register_error_handler(EmailVerificationRequired, _handle_email_verification_required)
     app.register_error_handler(Forbidden, _handle_forbidden)
     app.register_error_handler(InvalidCredentials, _handle_invalid_credentials)
     app.register_error_handler(Throttled, _handle_throttled)

@@ -21,6 +21,7 @@ from . import cookies, csrf
 from .context import EXTENSION_KEY, services
 from .errors import UNAUTHORIZED_KEY, register_error_handlers
 from .login import current_user
+from .mail import templates as mail_templates
 from .session import (
     SESSION_ENVIRON_KEY,
     ServerSession,
@@ -115,6 +116,7 @@ class CoatCheck:
 
         hooks.insert(0, before_request)
         app.after_request(after_request)
+        app.register_blueprint(mail_templates)  # after the app's own templates, which win
         app.jinja_env.globals["csrf_token"] = csrf.csrf_token
         app.context_processor(lambda: {"current_user": current_user})
         register_error_handlers(app)

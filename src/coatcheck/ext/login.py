@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar, cast
 
-from flask import g, has_request_context
+from flask import current_app, g, has_request_context, request
 from werkzeug.local import LocalProxy
 
 from ..auth.assurance import Assurance
@@ -20,7 +20,14 @@ from ..auth.pending import SECOND_FACTOR, PendingLogin
 from ..auth.sessions import SERIES_KEY, USER_ID
 from ..auth.stamps import STAMP
 from ..core import csrf
-from ..core.errors import EnrolmentRequired, Forbidden, SecondFactorRequired, Unauthenticated
+from ..core.errors import (
+    EmailVerificationRequired,
+    EnrolmentRequired,
+    Forbidden,
+    SecondFactorRequired,
+    Unauthenticated,
+)
+from ..core.useragent import describe_user_agent
 from ..users import models as events
 from . import remember as remember_cookie
 from .client import bearer_token
@@ -216,13 +223,19 @@ def login_user(
     if remember:
         session.permanent = True
         session.set_meta(SERIES_KEY, remember_cookie.issue(user_id, stamp, assurance))
-    services().audit(
+    client = request_client()
+    found = services()
+    found.audit(
         events.LOGIN_SUCCEEDED,
-        client=request_client(),
+        client=client,
         user_id=user_id,
         username=user.username,
         detail={"via": via, "remember": remember},
     )
+    if found.uses_user_store and isinstance(user.id, int) and client.user_agent:
+        found.account_mail.note_login_device(
+            user.id, describe_user_agent(client.user_agent), client=client
+        )
 
 
 def _establish(user: UserLike, stamp: int, assurance: Assurance) -> Any:
@@ -235,6 +248,9 @@ def _establish(user: UserLike, stamp: int, assurance: Assurance) -> Any:
     session.set_meta(USER_ID, user.id if isinstance(user.id, int | str) else str(user.id))
     session.set_meta("username", user.username)
     session.set_meta("roles", sorted(set(user.roles)))
+    # What /api/me shows of the address, with no SQL (kept up to date by a confirmation).
+    session.set_meta("email", getattr(user, "email", None))
+    session.set_meta("email_verified", bool(getattr(user, "email_verified", False)))
     session.set_meta("csrf", csrf.new_secret())
     for name, value in assurance.to_meta().items():
         session.set_meta(name, value)
@@ -335,6 +351,37 @@ def refuse_anonymous() -> None:
     raise Unauthenticated()
 
 
+def allow_unverified_email(view: F) -> F:
+    """Let users whose address is not verified reach ``view`` even under
+    ``COATCHECK_REQUIRE_VERIFIED_EMAIL`` (the verification pages, ``/api/me``)."""
+    view._coatcheck_unverified_ok = True  # type: ignore[attr-defined]
+    return view
+
+
+def require_verified_email() -> None:
+    """Under ``COATCHECK_REQUIRE_VERIFIED_EMAIL``, refuse a logged-in user whose address
+    is not verified (403 ``email_verification_required``), unless the view allows it.
+
+    Free for verified users (the session says so); an unverified one is read again,
+    since the link may have been opened in another browser.
+    """
+    found = services()
+    if not found.settings.require_verified_email or get_current_user().via != "session":
+        return
+    session = current_session()
+    if session.peek_meta().get("email_verified"):
+        return
+    view = current_app.view_functions.get(request.endpoint or "")
+    if getattr(view, "_coatcheck_unverified_ok", False):
+        return
+    stored = found.load_user(str(session.user_id))
+    if getattr(stored, "email_verified", False):
+        session.set_meta("email", stored.email)
+        session.set_meta("email_verified", True)
+        return
+    raise EmailVerificationRequired()
+
+
 def login_required(view: F) -> F:
     """Let only authenticated requests reach ``view``.
 
@@ -347,6 +394,7 @@ def login_required(view: F) -> F:
     def wrapped(*args: Any, **kwargs: Any) -> Any:
         if not get_current_user().is_authenticated:
             refuse_anonymous()
+        require_verified_email()
         return view(*args, **kwargs)
 
     return cast(F, wrapped)
@@ -361,6 +409,7 @@ def roles_required(*roles: str) -> Callable[[F], F]:
             user = get_current_user()
             if not user.is_authenticated:
                 refuse_anonymous()
+            require_verified_email()
             if not all(user.has_role(role) for role in roles):
                 raise Forbidden()
             return view(*args, **kwargs)

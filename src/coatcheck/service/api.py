@@ -8,6 +8,7 @@ from flask import Blueprint, Response, abort, jsonify, request
 
 from ..auth.admins import ensure_an_admin_remains
 from ..auth.devices import DeviceSession, assurance_json
+from ..auth.emails import MAX_LOGIN, InvalidMailToken
 from ..auth.factors import (
     MAX_CODE,
     RECOVERY_METHOD,
@@ -58,11 +59,19 @@ from ..ext.factors import (
     require_recent_authentication,
     start_login,
 )
-from ..ext.login import refuse_anonymous
+from ..ext.login import allow_unverified_email, refuse_anonymous
+from ..ext.mail import confirm_email, request_password_reset, reset_password, send_verification
 from ..ext.session import request_client
+from ..users import InvalidEmail
+from ..users.validation import validate_email
 
 blueprint = Blueprint("api", __name__, url_prefix="/api")
 MAX_PAGE = 200
+RESET_REQUESTED = (
+    "If that account exists and has an e-mail address, a link to choose a new password "
+    "is on its way. It works for 30 minutes."
+)
+INVALID_LINK = "This link is unknown, used already or expired. Ask for a new one."
 MAX_OFFSET = 2**31 - 1
 
 
@@ -147,6 +156,7 @@ def register() -> tuple[Response, int]:
     password = text_field(body, "password")
     email = optional_text(body, "email")
     user = register_user(username, password, email=email)
+    send_verification(user)  # when there is an address
     pending = start_login(user)
     if pending is not None:  # the policy wants a second factor: enrolment first
         return jsonify({**pending_json(pending), "csrf_token": csrf_token()}), 201
@@ -329,6 +339,7 @@ def logout() -> tuple[str, int]:
 
 
 @blueprint.get("/me")
+@allow_unverified_email
 @login_required
 def me() -> Response:
     user = get_current_user()
@@ -342,12 +353,20 @@ def me() -> Response:
             last_seen_at=iso_time(times.last_seen_at),
             expires_at=iso_time(times.expires_at),
         )
+    email: dict[str, Any] = {}
     if session is not None:
         info.update(assurance_json(session_assurance()))
+        meta = session.peek_meta()
+        email = {"email": meta.get("email"), "email_verified": bool(meta.get("email_verified"))}
     elif isinstance(times, DeviceSession):
         info.update(assurance_json(times.assurance))
     return jsonify(
-        user={"id": _int_id(user.id), "username": user.username, "roles": list(user.roles)},
+        user={
+            "id": _int_id(user.id),
+            "username": user.username,
+            "roles": list(user.roles),
+            **email,
+        },
         session=info,
     )
 
@@ -382,6 +401,84 @@ def password() -> tuple[str, int]:
     new = text_field(body, "new_password")
     change_password(current, new)
     return "", 204
+
+
+@blueprint.post("/password/forgot")
+@csrf_exempt_without_cookies  # the secret is in the body; with cookies, checked
+def password_forgot() -> tuple[Response, int]:
+    login = text_field(json_body(), "login")
+    if len(login) > MAX_LOGIN:
+        raise InvalidRequest(f"login must be at most {MAX_LOGIN} characters.")
+    request_password_reset(login)
+    return jsonify(message=RESET_REQUESTED), 202
+
+
+@blueprint.post("/password/reset")
+@csrf_exempt_without_cookies  # the secret is in the body; with cookies, checked
+def password_reset() -> tuple[str, int]:
+    body = json_body()
+    token = text_field(body, "token")
+    new_password = text_field(body, "new_password")
+    try:
+        reset_password(token, new_password)
+    except InvalidMailToken:
+        return error_response(400, "invalid_token", INVALID_LINK), 400  # type: ignore[return-value]
+    return "", 204
+
+
+@blueprint.post("/email/verify")
+@allow_unverified_email
+@login_required
+def email_verify() -> tuple[Response, int] | Response:
+    user = CoatCheck.state().users.get(_int_id(get_current_user().id) or 0)
+    if user is None or not user.email:
+        return error_response(409, "no_email", "Your account has no e-mail address to verify.")
+    if user.email_verified:
+        return error_response(409, "already_verified", "Your address is verified already.")
+    send_verification(user)
+    return jsonify(message=f"A link to confirm {user.email} is on its way."), 202
+
+
+@blueprint.post("/email/verify/confirm")
+@csrf_exempt_without_cookies  # the secret is in the body; with cookies, checked
+def email_verify_confirm() -> tuple[str, int]:
+    try:
+        confirm_email(text_field(json_body(), "token"))
+    except InvalidMailToken:
+        return error_response(400, "invalid_token", INVALID_LINK), 400  # type: ignore[return-value]
+    return "", 204
+
+
+@blueprint.post("/email")
+@allow_unverified_email
+@login_required
+@reauth_required
+def email_change() -> tuple[Response, int]:
+    address = text_field(json_body(), "email").strip()
+    user = CoatCheck.state().users.get(_int_id(get_current_user().id) or 0)
+    if user is None:
+        abort(404)
+    try:
+        validate_email(address)
+    except InvalidEmail as exc:
+        raise InvalidRequest(f"email: {exc}.") from None
+    send_verification(user, address)
+    return jsonify(
+        message=f"A link to confirm {address} is on its way; until then the "
+        "address stays as it was."
+    ), 202
+
+
+@blueprint.post("/account/notices")
+@login_required
+def account_notices() -> Response:
+    new_device = json_body().get("new_device")
+    if not isinstance(new_device, bool):
+        raise InvalidRequest("new_device must be true or false.")
+    user = CoatCheck.state().users.set_notify_new_device(
+        _int_id(get_current_user().id) or 0, new_device
+    )
+    return jsonify(new_device=user.notify_new_device)
 
 
 @blueprint.post("/token")

@@ -57,6 +57,7 @@ from ..ext import (
 )
 from ..ext.errors import error_response, wants_json
 from ..ext.factors import clear_pending
+from ..ext.mail import send_verification
 from ..users import InvalidEmail
 from . import security
 from .filters import FILTERS
@@ -170,6 +171,7 @@ def register() -> ResponseReturnValue:
         return _form_error("register.html", "That username is taken.", 409, **context)
     except (InvalidUsername, InvalidEmail) as exc:
         return _form_error("register.html", _sentence(str(exc)), 400, **context)
+    send_verification(user)  # when an address was given
     if start_login(user) is not None:  # the policy wants a second factor first
         flash(
             f"Welcome, {user.username}. Your account is ready: set up a second factor to "
