@@ -22,6 +22,7 @@ from schemathesis.checks import (
 )
 from werkzeug.test import TestResponse
 
+from coatcheck import CoatCheck
 from coatcheck.core.clock import ManualClock
 from coatcheck.service import api
 from coatcheck.service.openapi import build_document
@@ -253,7 +254,9 @@ def test_successful_answers_conform(make_service: Callable[..., Flask]) -> None:
     successes = {(m, p) for m, p, status in check.seen if status < 300}
     assert successes == described_operations(served_document(app)) - {
         ("GET", "/.well-known/jwks.json")  # 200 with a key pair: below
-    } - second_factor_operations(served_document(app))  # below
+    } - second_factor_operations(served_document(app)) - mail_operations(
+        served_document(app)
+    )  # below
 
 
 def second_factor_operations(document: dict[str, Any]) -> set[tuple[str, str]]:
@@ -264,6 +267,83 @@ def second_factor_operations(document: dict[str, Any]) -> set[tuple[str, str]]:
             if "second factors" in operation["tags"]:
                 found.add((method.upper(), path))
     return found
+
+
+def mail_operations(document: dict[str, Any]) -> set[tuple[str, str]]:
+    """Return the operations of SPEC §9 (tag ``recovery``, and the admin's mail views)."""
+    found = {("GET", "/api/admin/mail"), ("GET", "/api/admin/mail/{mail_id}")}
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            if "recovery" in operation["tags"]:
+                found.add((method.upper(), path))
+    return found
+
+
+def test_account_mail_answers_conform(
+    make_service: Callable[..., Flask], clock: ManualClock
+) -> None:
+    from coatcheck.service.mailer import build_sender
+
+    app = timed(make_service(COATCHECK_PUBLIC_URL="https://auth.example.com"), clock)
+    state = CoatCheck.state(app)
+    state.users.clock = clock
+    check = Conformance(app)
+    add_user(app, "root", "admin")
+    browser = Browser(app)
+    browser.csrf()
+    body = {"username": "alice", "password": PASSWORD, "email": "alice@example.com"}
+    check("POST", "/api/register", browser.post("/api/register", body), 201)
+    browser.csrf()
+    check("GET", "/api/me", browser.get("/api/me"), 200)
+    check("POST", "/api/email/verify", browser.post("/api/email/verify"), 202)
+    check("POST", "/api/email", browser.post("/api/email", {"email": "a@new.example"}), 202)
+    notices = browser.post("/api/account/notices", {"new_device": False})
+    check("POST", "/api/account/notices", notices, 200)
+    http = https_client(app, use_cookies=False)
+    check(
+        "POST",
+        "/api/password/forgot",
+        http.post("/api/password/forgot", json={"login": "alice"}),
+        202,
+    )
+    with app.app_context():
+        build_sender(app).send_all()
+    links = {
+        m.kind: m.text_body.split("https://auth.example.com")[1].split()[0]  # type: ignore[union-attr]
+        for m in reversed(state.users.outbox.page())  # the newest of each kind wins
+        if m.text_body
+    }
+    reset = {
+        "token": links["password_reset"].rsplit("/", 1)[1],
+        "new_password": "a new fine passphrase",
+    }
+    check("POST", "/api/password/reset", http.post("/api/password/reset", json=reset), 204)
+    verify = {"token": links["verify_email"].rsplit("/", 1)[1]}
+    check(
+        "POST",
+        "/api/email/verify/confirm",
+        http.post("/api/email/verify/confirm", json=verify),
+        204,
+    )
+    check(
+        "POST",
+        "/api/email/verify/confirm",
+        http.post("/api/email/verify/confirm", json=verify),
+        400,
+    )
+    root = Browser(app)
+    root.login("root", PASSWORD)
+    mails = check("GET", "/api/admin/mail", root.get("/api/admin/mail?limit=5"), 200).json
+    mail_id = mails["mails"][0]["id"]  # type: ignore[index]
+    check(
+        "GET",
+        "/api/admin/mail/{mail_id}",
+        root.get(f"/api/admin/mail/{mail_id}"),
+        200,
+        mail_id=mail_id,
+    )
+    successes = {(m, p) for m, p, status in check.seen if status < 300}
+    assert successes >= mail_operations(served_document(app))
 
 
 def test_second_factor_answers_conform(

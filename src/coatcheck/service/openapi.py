@@ -30,6 +30,7 @@ _NULLABLE_STR: Schema = {"type": ["string", "null"]}
 _INT: Schema = {"type": "integer"}
 _BOOL: Schema = {"type": "boolean"}
 _TIME: Schema = {"type": "string", "format": "date-time"}
+_NULLABLE_TIME: Schema = {"type": ["string", "null"], "format": "date-time"}
 _ROLES: Schema = {"type": "array", "items": _STR}
 #: The rules of ``coatcheck.users.validation`` and the password policy, as schemas.
 _USERNAME: Schema = {"type": "string", "pattern": "^[A-Za-z0-9._-]{3,64}$", "maxLength": 64}
@@ -720,6 +721,190 @@ def _factor_paths() -> dict[str, Schema]:
     }
 
 
+_MAIL_TOKEN: Schema = {**_TEXT, "maxLength": 128, "description": "The secret of a mail link."}
+_MESSAGE = _object({"message": _STR})
+_INVALID_LINK = _error(
+    "The link is unknown, used already, expired, or its password changed since.",
+    "invalid_token",
+    "invalid",
+)
+_MAIL_STATUS = {"enum": ["pending", "sending", "sent", "failed", "dropped"]}
+_MAIL = {
+    "id": _INT,
+    "status": _MAIL_STATUS,
+    "kind": _STR,
+    "to": _NULLABLE_STR,
+    "subject": _NULLABLE_STR,
+    "created_at": _TIME,
+    "sent_at": _NULLABLE_TIME,
+    "attempts": _INT,
+    "last_error": _NULLABLE_STR,
+}
+
+
+def _mail_paths() -> dict[str, Schema]:
+    anonymous = [{}, _ANONYMOUS_CSRF, _SESSION_CSRF]
+    return {
+        "/api/password/forgot": {
+            "post": _operation(
+                "forgotPassword",
+                "Ask for a password reset link by username or address: the same answer for "
+                "every login; a mail goes only to an account's own address (3 an hour).",
+                "recovery",
+                {
+                    "202": _ok("Accepted (whatever the login).", _MESSAGE),
+                    "400": _INVALID,
+                    "429": _THROTTLED,
+                    **_write_errors(login=False),
+                },
+                security=anonymous,
+                body=_body({"login": {**_TEXT, "maxLength": 256}}),
+            )
+        },
+        "/api/password/reset": {
+            "post": _operation(
+                "resetPassword",
+                "Set a new password with a reset link (single use, 30 minutes); every "
+                "session, remember-me cookie and token family of the user ends.",
+                "recovery",
+                {
+                    "204": _ok("Changed; log in with the new password."),
+                    "400": _error(
+                        "Malformed, the policy refuses the password, or the link is "
+                        "unknown, used or expired.",
+                        "invalid",
+                        "weak_password",
+                        "invalid_token",
+                    ),
+                    **_write_errors(login=False),
+                },
+                security=anonymous,
+                body=_body({"token": _MAIL_TOKEN, "new_password": _NEW_PASSWORD}),
+            )
+        },
+        "/api/email/verify": {
+            "post": _operation(
+                "resendVerification",
+                "Mail the link confirming my address again.",
+                "recovery",
+                {
+                    "202": _ok("On its way.", _MESSAGE),
+                    "409": _error(
+                        "No address, or verified already.", "no_email", "already_verified"
+                    ),
+                    **_write_errors(),
+                },
+                security=_WRITE,
+            )
+        },
+        "/api/email/verify/confirm": {
+            "post": _operation(
+                "confirmEmail",
+                "Confirm an address with the link's secret; a new address becomes the "
+                "account's now, and the old one is told.",
+                "recovery",
+                {"204": _ok("Confirmed."), "400": _INVALID_LINK, **_write_errors(login=False)},
+                security=anonymous,
+                body=_body({"token": _MAIL_TOKEN}),
+            )
+        },
+        "/api/email": {
+            "post": _operation(
+                "changeEmail",
+                "Change my address (step-up): it applies once the new address confirms.",
+                "recovery",
+                {
+                    "202": _ok("A link went to the new address.", _MESSAGE),
+                    "400": _INVALID,
+                    **_write_errors(),
+                    "401": _STEP_UP,
+                },
+                security=_WRITE,
+                body=_body({"email": {**_TEXT, "maxLength": 254}}),
+            )
+        },
+        "/api/account/notices": {
+            "post": _operation(
+                "setNotices",
+                "Turn the mail about logins from a new device on or off.",
+                "recovery",
+                {
+                    "200": _ok("The setting now.", _object({"new_device": _BOOL})),
+                    "400": _INVALID,
+                    **_write_errors(),
+                },
+                security=_WRITE,
+                body=_body({"new_device": _BOOL}),
+            )
+        },
+        "/api/admin/mail": {
+            "get": _operation(
+                "listMail",
+                "Admin: the outbox (the development mailbox without a mail server), "
+                "newest first, with the count of each status.",
+                "admin",
+                {
+                    "200": _ok(
+                        "A page of mails.",
+                        _object(
+                            {
+                                "mails": {"type": "array", "items": _object(_MAIL)},
+                                "total": _INT,
+                                "offset": _INT,
+                                "limit": _INT,
+                                "counts": {"type": "object", "additionalProperties": _INT},
+                            }
+                        ),
+                    ),
+                    "400": _INVALID,
+                    **_admin_errors(write=False),
+                },
+                security=_READ,
+                parameters=[
+                    *_PAGE,
+                    {
+                        "name": "status",
+                        "in": "query",
+                        "required": False,
+                        "schema": _MAIL_STATUS,
+                    },
+                ],
+            )
+        },
+        "/api/admin/mail/{mail_id}": {
+            "get": _operation(
+                "showMail",
+                "Admin: one mail with its bodies; never cached (it may hold a one-time link).",
+                "admin",
+                {
+                    "200": _ok(
+                        "The mail.",
+                        _object(
+                            {
+                                **_MAIL,
+                                "message_id": _STR,
+                                "text_body": _NULLABLE_STR,
+                                "html_body": _NULLABLE_STR,
+                            }
+                        ),
+                    ),
+                    "404": _error("No mail has this ID.", "not_found"),
+                    **_admin_errors(write=False),
+                },
+                security=_READ,
+                parameters=[
+                    {
+                        "name": "mail_id",
+                        "in": "path",
+                        "required": True,
+                        "schema": {**_INT, "minimum": 1},
+                    }
+                ],
+            )
+        },
+    }
+
+
 def _webauthn_paths() -> dict[str, Schema]:
     errors = {"400": _INVALID, "429": _THROTTLED, **_write_errors(login=False)}
 
@@ -929,7 +1114,6 @@ _DEVICE = {
     **_ASSURANCE,
 }
 _USER = {"id": _INT, "username": _STR, "roles": _ROLES}
-_NULLABLE_TIME: Schema = {"type": ["string", "null"], "format": "date-time"}
 
 
 def _inspection() -> Schema:
@@ -1025,7 +1209,10 @@ def _schemas() -> dict[str, Schema]:
         ),
         "Me": _object(
             {
-                "user": _object({**_USER, "id": {"type": ["integer", "string"]}}),
+                "user": _object(
+                    {**_USER, "id": {"type": ["integer", "string"]}},
+                    {"email": _NULLABLE_STR, "email_verified": _BOOL},
+                ),
                 "session": _object(
                     {"handle": _STR},
                     {
@@ -1149,7 +1336,15 @@ def build_document(
         },
         "tags": [
             {"name": name}
-            for name in ("auth", "second factors", "account", "tokens", "admin", "operations")
+            for name in (
+                "auth",
+                "second factors",
+                "recovery",
+                "account",
+                "tokens",
+                "admin",
+                "operations",
+            )
         ],
         "paths": {
             **_auth_paths(),
@@ -1157,6 +1352,7 @@ def build_document(
             **_token_paths(),
             **_admin_paths(),
             **_factor_paths(),
+            **_mail_paths(),
             **_webauthn_paths(),
             **_ops_paths(metrics=metrics),
         },
