@@ -35,6 +35,7 @@ SERVICE_KEYS = frozenset(
         "COATCHECK_LESSONS",
         "COATCHECK_METRICS",
         "COATCHECK_METRICS_TOKEN",
+        "COATCHECK_MAIL_SENDER",
         "COATCHECK_REFRESH_GRACE",
     }
 )

@@ -30,7 +30,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         app.config["SECRET_KEY"] = instance_secret_key(instance)
     CoatCheck(app)
 
-    from . import admin, api, http, inspect, openapi, ops, pages, webauthn_api
+    from . import admin, api, http, inspect, mail_admin, mailer, openapi, ops, pages, webauthn_api
 
     http.install(app)
     # The service says more than the library: where tokens come from, and a
@@ -44,10 +44,13 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(pages.blueprint)
     app.register_blueprint(admin.blueprint)
     app.register_blueprint(inspect.blueprint)
+    app.register_blueprint(mail_admin.blueprint)
+    app.register_blueprint(mail_admin.api_blueprint)
     if app.config["COATCHECK_LESSONS"]:
         app.register_blueprint(inspect.lessons)
     if app.config["COATCHECK_METRICS"]:
         from . import metrics
 
         metrics.install(app)
+    mailer.install(app, config)
     return app

@@ -505,3 +505,92 @@ def _table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> None:
     widths = [max(len(str(c)) for c in column) for column in zip(header, *rows, strict=True)]
     for row in (header, *rows):
         click.echo("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+
+
+@main.group()
+def mail() -> None:
+    """Look at the outbox (the development mailbox without a mail URL) and deliver it."""
+
+
+def _mail_config(config: dict[str, Any]) -> dict[str, Any]:
+    # A command delivers in the foreground, or not at all: no background sender thread.
+    return {**config, "COATCHECK_MAIL_SENDER": False}
+
+
+@mail.command("list")
+@instance_options
+@click.option(
+    "--status",
+    type=click.Choice(["pending", "sending", "sent", "failed", "dropped"]),
+    default=None,
+    help="Only the mails with this status.",
+)
+@click.option("--limit", default=100, show_default=True, type=click.IntRange(1, 10_000))
+def mail_list(config: dict[str, Any], status: str | None, limit: int) -> None:
+    """List the newest mails (no bodies: coatcheck mail show ID)."""
+    header = ("ID", "STATUS", "KIND", "TO", "SUBJECT", "CREATED", "ATTEMPTS", "LAST ERROR")
+    with _reading(config, store=False) as found:
+        mails = [] if found is None else found.users.outbox.page(limit=limit, status=status)
+    rows = [
+        (
+            str(m.id),
+            m.status,
+            m.kind,
+            m.to_addr or "-",
+            (m.subject or "-")[:50],
+            m.created_at.strftime("%Y-%m-%d %H:%M UTC"),
+            str(m.attempts),
+            (m.last_error or "-")[:60],
+        )
+        for m in mails
+    ]
+    _table(header, rows)
+
+
+@mail.command("show")
+@instance_options
+@click.argument("mail_id", type=click.IntRange(1, 2**31 - 1))
+def mail_show(config: dict[str, Any], mail_id: int) -> None:
+    """Show a mail's headers and text (it holds a one-time link: the development mailbox)."""
+    with _reading(config, store=False) as found:
+        shown = None if found is None else found.users.outbox.get(mail_id)
+        mail_from = found.settings.mail_from if found is not None else ""
+    if shown is None:
+        raise click.ClickException(f"no mail with ID {mail_id}")
+    for name, value in (
+        ("From", mail_from),
+        ("To", shown.to_addr or "(not resolved yet)"),
+        ("Subject", shown.subject or ""),
+        ("Message-ID", shown.message_id),
+        ("Status", shown.status),
+        ("Kind", shown.kind),
+        ("Created", shown.created_at.strftime("%Y-%m-%d %H:%M:%S UTC")),
+        ("Sent", shown.sent_at.strftime("%Y-%m-%d %H:%M:%S UTC") if shown.sent_at else "-"),
+        ("Attempts", str(shown.attempts)),
+        ("Last-Error", shown.last_error or "-"),
+    ):
+        click.echo(f"{name}: {value}")
+    click.echo()
+    click.echo(shown.text_body if shown.text_body is not None else "(no body yet: a request)")
+
+
+@mail.command("send-pending")
+@instance_options
+def mail_send_pending(config: dict[str, Any]) -> None:
+    """Deliver every mail due now and print how many (for cron, beside or instead of serve)."""
+    from ..ext import CoatCheck
+    from .mailer import build_sender
+
+    app = _app(_mail_config(config))
+    try:
+        sender = build_sender(app)
+        with app.app_context():
+            report = sender.send_all()
+    except CoatcheckError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        CoatCheck.state(app).close()
+    click.echo(
+        f"sent {report.sent}, retrying {report.retrying}, failed {report.failed}, "
+        f"dropped {report.dropped}"
+    )

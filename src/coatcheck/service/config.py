@@ -21,6 +21,8 @@ DEFAULTS: dict[str, Any] = {
     "COATCHECK_REAUTH_URL": "/reauth",
     "COATCHECK_LESSONS": True,
     "COATCHECK_METRICS": False,
+    # The background mail sender thread in each worker (off under TESTING unless given).
+    "COATCHECK_MAIL_SENDER": True,
     # The bearer token /metrics wants; unset, one is generated into the instance folder.
     "COATCHECK_METRICS_TOKEN": None,
     "MAX_CONTENT_LENGTH": 64 * 1024,
@@ -54,7 +56,7 @@ def load_config(
     merged["COATCHECK_INSTANCE"] = os.path.abspath(
         str(merged.get("COATCHECK_INSTANCE") or "instance")
     )
-    for key in ("COATCHECK_LESSONS", "COATCHECK_METRICS"):
+    for key in ("COATCHECK_LESSONS", "COATCHECK_METRICS", "COATCHECK_MAIL_SENDER"):
         merged[key] = parse_flag(key, merged[key])
     return merged
 

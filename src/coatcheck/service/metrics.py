@@ -18,7 +18,7 @@ import json
 import os
 import secrets
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any
@@ -40,6 +40,7 @@ from ..core.records import RecordKind
 from ..ext import CoatCheck
 from ..ext.signals import security_event
 from ..stores.base import SessionStore
+from ..users.outbox import OutboxStore
 
 _EVENTS = {
     "login_succeeded": "logins",
@@ -97,6 +98,33 @@ class ActiveSessions(Collector):
             "Live records in the store by kind: cookie sessions, remember-me series, "
             "token families (counted when scraped)",
             labels=["kind"],
+        )
+
+
+class MailOutbox(Collector):
+    """The outbox's mails by status (SPEC §9), counted when scraped: failed ones show here."""
+
+    def __init__(self, outbox: Callable[[], OutboxStore]) -> None:
+        self.outbox = outbox
+
+    def describe(self) -> Iterator[Metric]:
+        """Name the gauge without counting."""
+        yield self._family()
+
+    def collect(self) -> Iterator[Metric]:
+        """Count the mails of each status in one query."""
+        gauge = self._family()
+        for status, count in self.outbox().counts().items():
+            gauge.add_metric([status], count)
+        yield gauge
+
+    @staticmethod
+    def _family() -> GaugeMetricFamily:
+        return GaugeMetricFamily(
+            "coatcheck_mail_outbox",
+            "Mails in the outbox by status: pending, sending, sent, failed, dropped "
+            "(counted when scraped)",
+            labels=["status"],
         )
 
 
@@ -192,9 +220,11 @@ def install(app: Flask) -> None:
     metrics = Metrics()
     state = CoatCheck.state(app)
     active = ActiveSessions(state.store)
+    outbox = MailOutbox(lambda: state.users.outbox)
     multiprocess_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if not multiprocess_dir:
         metrics.registry.register(active)
+        metrics.registry.register(outbox)
     # Only this application's events: the signal is shared by every app in the process.
     security_event.connect(metrics.on_event, sender=state, weak=False)
 
@@ -221,4 +251,5 @@ def install(app: Flask) -> None:
             registry = CollectorRegistry()
             multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
             registry.register(active)
+            registry.register(outbox)
         return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
