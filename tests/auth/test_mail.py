@@ -6,6 +6,7 @@ A real SMTP server (aiosmtpd) takes the mails; time is a ManualClock.
 from __future__ import annotations
 
 import logging
+import socket
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -445,3 +446,39 @@ def test_send_all_delivers_everything_due(services: Services, smtp: SmtpServer) 
         f"user{n}@example.com" for n in range(25)
     )
     assert {status(services, i).status for i in ids} == {"sent"}
+
+
+def test_a_server_without_auth_is_retried_not_failed(services: Services) -> None:
+    with smtp_server() as server:  # offers no AUTH
+        url = parse_mail_url(f"smtp://mailer:pw@127.0.0.1:{server.port}")
+        mail_id = queue(services)
+        MailSender(services, SmtpTransport(url)).send_due()
+        found = status(services, mail_id)
+        assert found.status == "pending" and "AUTH" in (found.last_error or "")
+
+
+def test_a_server_that_never_answers_times_out_and_is_retried(services: Services) -> None:
+    with socket.socket() as silent:  # accepts connections (the backlog), never says a word
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(5)
+        port = silent.getsockname()[1]
+        mail_id = queue(services)
+        sender = MailSender(
+            services, SmtpTransport(MailURL("smtp", "127.0.0.1", port, timeout=0.3))
+        )
+        sender.send_due()
+    found = status(services, mail_id)
+    assert found.status == "pending" and "unreachable" in (found.last_error or "")
+
+
+class BadGoodbye(Recorder):
+    async def handle_QUIT(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+        return "421 4.3.2 going down"
+
+
+def test_a_mail_accepted_before_a_bad_goodbye_is_sent(services: Services) -> None:
+    with smtp_server(BadGoodbye()) as server:
+        mail_id = queue(services)
+        MailSender(services, transport(server)).send_due()
+        assert len(server.received) == 1
+        assert status(services, mail_id).status == "sent"

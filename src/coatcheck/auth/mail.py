@@ -92,31 +92,45 @@ class SmtpTransport:
     def deliver(self, message: EmailMessage, *, sender: str, recipient: str) -> None:
         """Send ``message``; raise :class:`DeliveryError` (retryable for any server trouble)."""
         try:
-            with self._connect() as smtp:
-                smtp.send_message(message, from_addr=sender, to_addrs=[recipient])
+            smtp = self._connect()
+        except smtplib.SMTPNotSupportedError as exc:  # no STARTTLS or AUTH: fixable, so retried
+            raise DeliveryError(
+                f"{self.url.host}:{self.url.port} cannot: {exc}", retryable=True
+            ) from None
+        except (smtplib.SMTPException, OSError) as exc:
+            raise self._classify(exc) from None
+        try:
+            smtp.send_message(message, from_addr=sender, to_addrs=[recipient])
         except smtplib.SMTPNotSupportedError as exc:  # e.g. a non-ASCII address, no SMTPUTF8
             raise DeliveryError(
                 f"the server cannot take this mail: {exc}", retryable=False
             ) from None
-        except smtplib.SMTPResponseException as exc:
+        except (smtplib.SMTPException, OSError) as exc:
+            raise self._classify(exc) from None
+        finally:
+            _quit(smtp)
+
+    def _classify(self, exc: smtplib.SMTPException | OSError) -> DeliveryError:
+        """Return the retryable error of a server that refused, broke off or did not answer."""
+        if isinstance(exc, smtplib.SMTPResponseException):
             text = (
                 exc.smtp_error.decode("utf-8", "replace")
                 if isinstance(exc.smtp_error, bytes)
                 else str(exc.smtp_error)
             )
-            raise DeliveryError(
+            return DeliveryError(
                 f"{self.url.host}:{self.url.port} answered {exc.smtp_code} {text}", retryable=True
-            ) from None
-        except smtplib.SMTPRecipientsRefused as exc:
+            )
+        if isinstance(exc, smtplib.SMTPRecipientsRefused):
             replies = "; ".join(f"{code} {_text(reply)}" for code, reply in exc.recipients.values())
-            raise DeliveryError(
+            return DeliveryError(
                 f"{self.url.host}:{self.url.port} refused the recipient: {replies}", retryable=True
-            ) from None
-        except (smtplib.SMTPException, OSError) as exc:  # refused, reset, timed out, TLS
-            raise DeliveryError(
-                f"{self.url.host}:{self.url.port} unreachable: {type(exc).__name__}: {exc}",
-                retryable=True,
-            ) from None
+            )
+        # Connection refused or reset, a timeout, a TLS failure, a server that hung up.
+        return DeliveryError(
+            f"{self.url.host}:{self.url.port} unreachable: {type(exc).__name__}: {exc}",
+            retryable=True,
+        )
 
     def _connect(self) -> smtplib.SMTP:
         url = self.url
@@ -138,6 +152,14 @@ class SmtpTransport:
             smtp.close()
             raise
         return smtp
+
+
+def _quit(smtp: smtplib.SMTP) -> None:
+    """Say goodbye; a server that answers QUIT badly has taken the mail all the same."""
+    try:
+        smtp.quit()
+    except (smtplib.SMTPException, OSError):
+        smtp.close()
 
 
 def _text(reply: bytes | str) -> str:

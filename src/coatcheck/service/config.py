@@ -21,7 +21,7 @@ DEFAULTS: dict[str, Any] = {
     "COATCHECK_REAUTH_URL": "/reauth",
     "COATCHECK_LESSONS": True,
     "COATCHECK_METRICS": False,
-    # The background mail sender thread in each worker (off under TESTING unless given).
+    # The background mail sender thread: given, it decides; by default serve's workers run it.
     "COATCHECK_MAIL_SENDER": True,
     # The bearer token /metrics wants; unset, one is generated into the instance folder.
     "COATCHECK_METRICS_TOKEN": None,
