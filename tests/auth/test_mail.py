@@ -209,6 +209,9 @@ def test_a_mail_arrives_once_with_its_headers_and_both_bodies(
     sent = status(services, mail_id)
     assert (sent.status, sent.attempts, sent.last_error) == ("sent", 1, None)
     assert sent.sent_at is not None
+    # Once with the SMTP server, the text leaves the outbox: no working link stays there.
+    assert (sent.text_body, sent.html_body) == (None, None)
+    assert sent.subject == "Your password was changed"
     # The log names the mail, never its body (a one-time link).
     ours = "\n".join(r.getMessage() for r in caplog.records if r.name.startswith("coatcheck"))
     assert f"mail {mail_id}" in ours

@@ -113,7 +113,13 @@ def test_me(service: Flask) -> None:
     browser = logged_in(service, "alice")
     body = browser.get("/api/me").json
     assert body is not None
-    assert body["user"] == {"id": 1, "username": "alice", "roles": []}
+    assert body["user"] == {
+        "id": 1,
+        "username": "alice",
+        "roles": [],
+        "email": None,
+        "email_verified": False,
+    }
     assert set(body["session"]) == {
         "handle",
         "created_at",

@@ -71,6 +71,9 @@ class Transport(Protocol):
 class MailboxTransport:
     """The development mailbox: deliver nothing; the mail stays readable in the outbox."""
 
+    #: The outbox is the mailbox: a sent mail keeps its text.
+    keeps_bodies = True
+
     def deliver(self, message: EmailMessage, *, sender: str, recipient: str) -> None:
         """Accept the message and drop it (the outbox keeps it)."""
 
@@ -81,6 +84,10 @@ class MailboxTransport:
 class SmtpTransport:
     """Deliver over SMTP (``smtp://`` with optional STARTTLS, or ``smtps://``), one
     connection per mail."""
+
+    #: Once a mail is with the SMTP server its text goes from the outbox: a copy of the
+    #: database must not hold working reset links (their tokens are kept hashed).
+    keeps_bodies = False
 
     def __init__(self, url: MailURL, *, tls_context: ssl.SSLContext | None = None) -> None:
         self.url = url
@@ -317,7 +324,8 @@ class MailSender:
         except Exception as exc:  # a transport's bug must not stop the sender
             log.exception("mail %s (%s): unexpected delivery error", mail.id, mail.kind)
             return self._retry(resolved, f"{type(exc).__name__}: {exc}")
-        if not self.outbox.mark_sent(resolved):
+        keep = getattr(self.transport, "keeps_bodies", False)
+        if not self.outbox.mark_sent(resolved, keep_bodies=keep):
             log.warning(
                 "mail %s (%s) was sent after its lease ran out; it may arrive twice",
                 mail.id,

@@ -176,8 +176,10 @@ class OutboxStore:
         with self._users.transaction() as session:
             return session.execute(query).rowcount == 1  # type: ignore[attr-defined, no-any-return]
 
-    def mark_sent(self, mail: OutboxMail) -> bool:
-        """Record that the SMTP server accepted ``mail``."""
+    def mark_sent(self, mail: OutboxMail, *, keep_bodies: bool = True) -> bool:
+        """Record that the SMTP server accepted ``mail``; ``keep_bodies=False`` forgets its
+        text (the subject stays), so that no one-time link outlives its sending here."""
+        cleared: dict[str, Any] = {} if keep_bodies else {"text_body": None, "html_body": None}
         return self._finish(
             mail,
             status=SENT,
@@ -187,6 +189,7 @@ class OutboxStore:
             lease_until=None,
             last_error=None,
             payload=None,
+            **cleared,
         )
 
     def mark_retry(self, mail: OutboxMail, error: str, retry_at: datetime) -> bool:
