@@ -286,3 +286,42 @@ def test_bad_input_is_a_clear_4xx(app: Flask) -> None:
         assert client.post("/api/password/reset", json=body).status_code == 400
     assert client.post("/api/email/verify/confirm", json={"token": "nope"}).status_code == 400
     assert pyotp  # (imported for the second-factor flow above)
+
+
+def test_forgot_takes_the_same_time_for_known_and_unknown_logins(app: Flask) -> None:
+    """Both are one insert into the outbox; the lookup happens later, in the sender.
+
+    Compared as a ratio of medians, alternating, never as a time.
+    """
+    import statistics
+    import time
+
+    add(app)
+    client = api(app)
+    timings: dict[str, list[float]] = {"alice": [], "nobody-at-all": []}
+    for _ in range(10):  # 20 requests: all under the address's limit
+        for login in timings:
+            started = time.perf_counter()
+            answer = client.post("/api/password/forgot", json={"login": login})
+            timings[login].append(time.perf_counter() - started)
+            assert answer.status_code == 202
+    known, unknown = (statistics.median(t) for t in timings.values())
+    assert 0.5 < known / unknown < 2.0, (known, unknown)
+
+
+def test_a_link_for_one_purpose_does_not_serve_another(app: Flask) -> None:
+    browser = Browser(app)
+    browser.csrf()
+    browser.post(
+        "/api/register", {"username": "dave", "password": PASSWORD, "email": "dave@example.com"}
+    )
+    [mail] = sent(app, "verify_email")
+    verify_token = link(mail, "/verify-email")
+    used_for_reset = api(app).post(
+        "/api/password/reset", json={"token": verify_token, "new_password": NEW_PASSWORD}
+    )
+    assert (used_for_reset.status_code, used_for_reset.json["error"]) == (400, "invalid_token")  # type: ignore[index]
+    forgot(app, "dave")
+    reset_token = link(sent(app, "password_reset")[-1], "/reset")
+    confirm = api(app).post("/api/email/verify/confirm", json={"token": reset_token})
+    assert confirm.status_code == 400
