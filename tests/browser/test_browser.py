@@ -6,6 +6,7 @@ Screenshots of every page go to ``build/screenshots/`` (look at them).
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -217,13 +218,22 @@ WIDTHS = {"wide": 1280, "narrow": 390}
 @pytest.mark.parametrize("width", sorted(WIDTHS))
 def test_every_page_fits_its_width(chromium: Any, server: Served, width: str) -> None:
     """Screenshot every page at 1280 and 390 px; nothing may be wider than the window."""
-    server.cli("user", "create", "root", "--admin", "--password-stdin", input=PASSWORD + "\n")
+    server.cli(
+        "user",
+        "create",
+        "root",
+        "--admin",
+        "--email",
+        "root@example.com",
+        "--password-stdin",
+        input=PASSWORD + "\n",
+    )
     pixels = WIDTHS[width]
     context = chromium.new_context(
         viewport={"width": pixels, "height": 900}, is_mobile=pixels < 500
     )
     page = context.new_page()
-    anonymous = ["/", "/login", "/register", "/no-such-page"]
+    anonymous = ["/", "/login", "/register", "/forgot", "/no-such-page"]
     for path in anonymous:
         page.goto(f"{server.url}{path}")
         shot(page, f"{width}-anonymous{path.replace('/', '-') if path != '/' else '-index'}")
@@ -235,6 +245,103 @@ def test_every_page_fits_its_width(chromium: Any, server: Served, width: str) ->
         shot(page, f"{width}{path.replace('/', '-') if path != '/' else '-index'}")
         overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
         assert overflow <= 0, f"{path} is {overflow}px wider than {pixels}px"
+    _recovery_pages(page, server, width)
+    context.close()
+
+
+def _fits(page: Any, name: str) -> None:
+    shot(page, name)
+    overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 0, f"{name} is {overflow}px wider than the window"
+
+
+def _recovery_pages(page: Any, server: Served, width: str) -> None:
+    """Screenshot the pages of SPEC §9: the e-mail section, verification, forgot, reset."""
+    url = server.url
+    page.goto(f"{url}/account")
+    with page.expect_navigation():
+        page.click("text=Send the link again")
+    assert "is on its way" in page.inner_text("main")
+    _fits(page, f"{width}-account-email")
+    page.goto(f"{url}{mail_link(server, '/verify-email', 'root@example.com')}")
+    _fits(page, f"{width}-verify-email")
+    with page.expect_navigation():
+        page.click("text=Confirm my address")
+    assert "root@example.com is confirmed" in page.inner_text("main")
+    _fits(page, f"{width}-verify-email-done")
+    page.goto(f"{url}/forgot")
+    page.fill("input[name=login]", "root")
+    page.click("form.stack button[type=submit]")
+    page.wait_for_url(f"{url}/forgot?sent=1")
+    _fits(page, f"{width}-forgot-sent")
+    page.goto(f"{url}{mail_link(server, '/reset', 'root@example.com')}")
+    assert page.locator("input[name=new_password]").count() == 1
+    _fits(page, f"{width}-reset")
+    page.goto(f"{url}/reset/no-such-link")
+    _fits(page, f"{width}-reset-invalid")
+
+
+def mail_link(server: Served, path: str, to: str) -> str:
+    """Deliver what is due; return the path of the newest ``path`` link mailed to ``to``.
+
+    The service's own sender may deliver it first: either way it is in the mailbox.
+    """
+    deadline = time.monotonic() + 20
+    while True:
+        server.cli("mail", "send-pending")
+        listed = server.cli("mail", "list").stdout
+        for line in listed.splitlines()[1:]:  # newest first
+            columns = line.split()
+            if len(columns) > 3 and columns[1] == "sent" and columns[3] == to:
+                body = server.cli("mail", "show", columns[0]).stdout
+                found = re.search(rf"https?://[^/\s]+({re.escape(path)}/[A-Za-z0-9_-]+)", body)
+                if found is not None:
+                    return found.group(1)
+        assert time.monotonic() < deadline, f"no {path} link mailed to {to}:\n{listed}"
+        time.sleep(0.5)
+
+
+def test_forgotten_password_by_mail(chromium: Any, server: Served) -> None:
+    """Forgot your password? → the mailed link → a new password → log in with it."""
+    url = server.url
+    server.cli(
+        "user",
+        "create",
+        "alice",
+        "--email",
+        "alice@example.com",
+        "--password-stdin",
+        input=PASSWORD + "\n",
+    )
+    context = chromium.new_context(viewport={"width": 1200, "height": 900})
+    page = context.new_page()
+    page.goto(f"{url}/login")
+    page.click("text=Forgot your password?")
+    page.wait_for_url(f"{url}/forgot")
+    page.fill("input[name=login]", "alice@example.com")
+    page.click("form.stack button[type=submit]")
+    page.wait_for_url(f"{url}/forgot?sent=1")
+    assert "is on its way" in page.inner_text("main")
+    reset = mail_link(server, "/reset", "alice@example.com")
+    page.goto(f"{url}{reset}")
+    new_password = "lantern quarry meadow"
+    page.fill("input[name=new_password]", new_password)
+    page.fill("input[name=new_password_confirm]", new_password)
+    page.click("form.stack button[type=submit]")
+    page.wait_for_url(f"{url}/login?password_reset=1")
+    assert "Your password is changed" in page.inner_text("main")
+    shot(page, "recovery-login-after-reset")
+    page.fill("input[name=username]", "alice")
+    page.fill("input[name=password]", PASSWORD)  # the old one no longer works
+    with page.expect_navigation():
+        page.click("form.stack button[type=submit]")
+    assert "Wrong username or password" in page.inner_text("main")
+    page.fill("input[name=password]", new_password)
+    page.click("form.stack button[type=submit]")
+    page.wait_for_url(f"{url}/account")
+    assert "alice" in page.inner_text("main")
+    page.goto(f"{url}{reset}")  # the link is spent
+    assert "cannot be used" in page.inner_text("main")
     context.close()
 
 

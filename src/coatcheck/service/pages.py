@@ -57,6 +57,7 @@ from ..ext import (
 )
 from ..ext.errors import error_response, wants_json
 from ..ext.factors import clear_pending
+from ..ext.login import allow_unverified_email
 from ..ext.mail import send_verification
 from ..users import InvalidEmail
 from . import security
@@ -73,8 +74,12 @@ blueprint = Blueprint("pages", __name__)
 
 @blueprint.record_once
 def _register_security_pages(state: BlueprintSetupState) -> None:
-    # The second-factor pages are a blueprint of their own, installed with these.
+    # The second-factor and recovery pages are blueprints of their own, installed with these.
+    from . import recovery  # it reads this module's settings
+
     state.app.register_blueprint(security.blueprint)
+    state.app.register_blueprint(recovery.blueprint)
+    _FORMS_AGAIN.update(recovery.FORMS_AGAIN)
 
 
 #: How many of the user's own audit events the account page shows.
@@ -204,7 +209,12 @@ def login() -> ResponseReturnValue:
     if request.method == "GET":
         if pending_login(SECOND_FACTOR) is not None:
             return security.second_step_page(target)
-        return _login_page(username="", next=target, logged_out="logged_out" in request.args)
+        return _login_page(
+            username="",
+            next=target,
+            logged_out="logged_out" in request.args,
+            password_reset="password_reset" in request.args,
+        )
     return _password_step(target)
 
 
@@ -238,6 +248,7 @@ def logout() -> ResponseReturnValue:
 
 
 @blueprint.get("/account")
+@allow_unverified_email  # the e-mail section is where an address gets confirmed
 @login_required
 def account() -> ResponseReturnValue:
     session = current_session()
@@ -254,6 +265,8 @@ def account() -> ResponseReturnValue:
         events=events,
         factors=CoatCheck.state().factors.factors(user_id) if user_id else [],
         codes_left=CoatCheck.state().factors.recovery_codes_left(user_id) if user_id else 0,
+        profile=users.get(user_id) if user_id else None,
+        email_typed=g.get("email_typed", ""),
     )
 
 
