@@ -287,3 +287,31 @@ def test_the_development_mailbox_sender_marks_mails_sent(service: Flask) -> None
     assert sender.send_due() == 1
     kept = CoatCheck.state(service).users.outbox.get(mail_id)
     assert kept is not None and kept.status == "sent" and LINK in (kept.text_body or "")
+
+
+def test_an_unreachable_database_is_a_warning_without_a_traceback(
+    make_service: Callable[..., Flask], caplog: pytest.LogCaptureFixture
+) -> None:
+    from coatcheck.core.errors import StoreUnavailable
+
+    app = make_service(COATCHECK_MAIL_SENDER=True, COATCHECK_MAIL_POLL=0.05)
+    background = app.extensions["coatcheck_mail_sender"]
+    real = background.sender.send_due
+    calls: list[int] = []
+
+    def frozen(*args: object, **kwargs: object) -> int:
+        calls.append(1)
+        if len(calls) == 1:
+            raise StoreUnavailable("the user database cannot be reached: frozen")
+        return real()
+
+    background.sender.send_due = frozen
+    try:
+        deadline = time.monotonic() + 10
+        while len(calls) < 2:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+    finally:
+        background.stop()
+    [record] = [r for r in caplog.records if "cannot be reached" in r.getMessage()]
+    assert record.levelname == "WARNING" and record.exc_info is None

@@ -29,6 +29,7 @@ from typing import Any
 from flask import Flask
 
 from ..auth.mail import MailSender, Resolver, build_transport
+from ..core.errors import StoreUnavailable
 from ..ext import CoatCheck
 from .config import read_toml
 
@@ -104,6 +105,9 @@ class BackgroundSender:
         while not self.stopping.is_set():
             try:
                 self.run_pass()
+            except StoreUnavailable as exc:  # expected while the database is down: no traceback
+                idle = min(max(idle * 2, self.poll), MAX_IDLE)
+                log.warning("mail sender: %s; next look in %.0f s", exc, idle)
             except Exception:
                 idle = min(max(idle * 2, self.poll), MAX_IDLE)
                 log.exception("mail sender: the pass failed; next look in %.0f s", idle)
