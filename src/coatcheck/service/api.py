@@ -426,12 +426,20 @@ def password_reset() -> tuple[str, int]:
     return "", 204
 
 
+def _stored_user() -> Any:
+    """Return the logged-in user as the user store has it now (404 if it has none)."""
+    user = CoatCheck.state().users.get(_int_id(get_current_user().id) or 0)
+    if user is None:
+        abort(404)
+    return user
+
+
 @blueprint.post("/email/verify")
 @allow_unverified_email
 @login_required
 def email_verify() -> tuple[Response, int] | Response:
-    user = CoatCheck.state().users.get(_int_id(get_current_user().id) or 0)
-    if user is None or not user.email:
+    user = _stored_user()
+    if not user.email:
         return error_response(409, "no_email", "Your account has no e-mail address to verify.")
     if user.email_verified:
         return error_response(409, "already_verified", "Your address is verified already.")
@@ -455,9 +463,7 @@ def email_verify_confirm() -> tuple[str, int]:
 @reauth_required
 def email_change() -> tuple[Response, int]:
     address = text_field(json_body(), "email").strip()
-    user = CoatCheck.state().users.get(_int_id(get_current_user().id) or 0)
-    if user is None:
-        abort(404)
+    user = _stored_user()
     try:
         validate_email(address)
     except InvalidEmail as exc:

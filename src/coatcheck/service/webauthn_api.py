@@ -24,7 +24,7 @@ from ..ext.webauthn import (
     finish_registration,
     passkey_login,
 )
-from .api import InvalidRequest, json_body, user_json
+from .api import InvalidRequest, credential_field, json_body, user_json
 
 blueprint = Blueprint("webauthn", __name__, url_prefix="/api")
 
@@ -44,13 +44,6 @@ def _options(options: dict[str, Any]) -> Response:
     response = jsonify(options)
     response.headers["Cache-Control"] = "no-store"
     return response
-
-
-def _credential(body: dict[str, Any]) -> dict[str, Any]:
-    credential = body.get("credential")
-    if not isinstance(credential, dict):
-        raise InvalidRequest("credential must be a JSON object (PublicKeyCredential.toJSON()).")
-    return credential
 
 
 def _optional_body() -> dict[str, Any]:
@@ -78,7 +71,7 @@ def register_begin() -> Response:
 
 @blueprint.post("/webauthn/register/finish")
 def register_finish() -> tuple[Response, int]:
-    factor, codes = finish_registration(_credential(json_body()))
+    factor, codes = finish_registration(credential_field(json_body()))
     answer: dict[str, Any] = {"factor": factor_json(factor)}
     if codes:
         answer["recovery_codes"] = codes
@@ -97,7 +90,7 @@ def login_begin() -> Response:
 
 @blueprint.post("/webauthn/login/finish")
 def login_finish() -> Response:
-    user = passkey_login(_credential(json_body()))
+    user = passkey_login(credential_field(json_body()))
     # The login made a new CSRF secret: the token for the next unsafe request.
     return jsonify(user=user_json(user), csrf_token=csrf_token())
 
