@@ -127,7 +127,10 @@ def test_killed_workers_lose_no_acknowledged_write(tmp_path: Path) -> None:
                 os.kill(pid, signal.SIGKILL)
                 killed.append(pid)
                 wait_for_workers(master, 2)
-            # Then enough traffic on the new workers to judge by, however slow the machine.
+            # Then traffic on the new workers: a second at least (a worker still starting
+            # when the server is told to stop misses the signal and holds the shutdown up
+            # for granian's kill timeout), and enough to judge by, however slow the machine.
+            time.sleep(1.0)
             deadline = time.monotonic() + 30
             while time.monotonic() < deadline and not ledger.enough():
                 time.sleep(0.2)
