@@ -346,8 +346,3 @@ def factor_json(factor: Factor) -> dict[str, object]:
         if factor.last_used_at
         else None,
     }
-
-
-def kinds_label(kinds: Sequence[str]) -> str:
-    """Return ``totp, passkey`` style text for a list of factor kinds (admin views)."""
-    return ", ".join(kinds) if kinds else "none"

@@ -29,11 +29,9 @@ from ..auth.pending import (
     PendingLogin,
 )
 from ..core.errors import (
-    EnrolmentRequired,
     InvalidCode,
     InvalidCredentials,
     ReauthenticationRequired,
-    SecondFactorRequired,
 )
 from ..users import models as events
 from .context import begin_login, note_login_stamp, services
@@ -283,8 +281,6 @@ def reauthenticate_with_code(method: str, code: str) -> None:
 
 
 __all__ = [
-    "EnrolmentRequired",
-    "SecondFactorRequired",
     "check_second_factor",
     "clear_pending",
     "complete_login",
