@@ -72,6 +72,9 @@ class Services:
     listeners: list[Listener] = field(default_factory=list)
     #: The application handed in a user store of its own.
     users_given: bool = False
+    #: Origins trusted for CSRF besides COATCHECK_CSRF_TRUSTED_ORIGINS (the service trusts
+    #: the sites its access rules protect, under COATCHECK_COOKIE_DOMAIN).
+    origin_trusted: Callable[[str], bool] | None = None
     _users: UserStore | None = field(default=None, repr=False)
     _users_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 

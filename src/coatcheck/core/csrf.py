@@ -11,7 +11,7 @@ import base64
 import hmac
 import re
 import secrets
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 SECRET_BYTES = 32
 _BASE64URL = re.compile(r"[A-Za-z0-9_-]*")
@@ -77,19 +77,21 @@ def origin_failure(
     origin: str | None,
     own_origin: str,
     trusted_origins: Iterable[str] = (),
+    also_trusted: Callable[[str], bool] | None = None,
 ) -> str | None:
     """Return why an unsafe request's provenance is refused, or ``None``.
 
     ``Sec-Fetch-Site: cross-site`` is refused; so is an ``Origin`` that is not
     the application's own or a trusted one (``null`` included). A request with
-    neither header (a non-browser client) passes this check.
+    neither header (a non-browser client) passes this check. ``also_trusted``
+    is asked about an origin that is neither (lower-cased, without a final ``/``).
     """
     if sec_fetch_site is not None and sec_fetch_site.strip().lower() == "cross-site":
         return REASON_CROSS_SITE
     if origin is not None:
         allowed = {_origin_key(o) for o in (own_origin, *trusted_origins)}
         key = _origin_key(origin)
-        if key is None or key not in allowed:
+        if key is None or (key not in allowed and (also_trusted is None or not also_trusted(key))):
             return REASON_BAD_ORIGIN
     return None
 

@@ -10,8 +10,10 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import functools
+import ipaddress
 import logging
 import os
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -23,6 +25,7 @@ from .records import LifetimePolicy
 log = logging.getLogger("coatcheck")
 
 _SAMESITE = ("Lax", "Strict", "None")
+_DOMAIN_LABEL = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
 #: Flask's default PERMANENT_SESSION_LIFETIME: any other value is the application's choice
 #: and becomes the absolute timeout unless COATCHECK_ABSOLUTE_TIMEOUT is set.
 _FLASK_PERMANENT_SESSION_LIFETIME = timedelta(days=31)
@@ -36,6 +39,7 @@ SERVICE_KEYS = frozenset(
         "COATCHECK_METRICS",
         "COATCHECK_METRICS_TOKEN",
         "COATCHECK_MAIL_SENDER",
+        "COATCHECK_ACCESS_CONTROL",
         "COATCHECK_REFRESH_GRACE",
     }
 )
@@ -249,11 +253,21 @@ class Settings:
         "Keep users whose address is not verified to the verification pages.",
         False,
     )
-    trusted_proxies: int = _key(
+    trusted_proxies: tuple[str, ...] = _key(
         "COATCHECK_TRUSTED_PROXIES",
-        "How many reverse proxies in front set X-Forwarded-For/-Proto/-Host (ProxyFix). "
-        "0 trusts none.",
-        0,
+        "The reverse proxies whose X-Forwarded-* (and forward-auth X-Original-*) headers are "
+        "believed: a number of proxy hops (1 behind one nginx), networks (comma-separated, "
+        "e.g. 127.0.0.1/32, 10.0.0.0/8: only a peer in one is believed, one hop unless a "
+        "number is given too), or both. Empty or 0 trusts none.",
+        (),
+    )
+    cookie_domain: str = _key(
+        "COATCHECK_COOKIE_DOMAIN",
+        "Single sign-on across subdomains: the domain the session cookie is sent to "
+        "(example.com covers app.example.com). The cookie becomes __Secure-session with "
+        "that Domain, which every site under it receives. Empty: a __Host- cookie for "
+        "this host only.",
+        "",
     )
 
     def __post_init__(self) -> None:
@@ -293,8 +307,11 @@ class Settings:
                 f"COATCHECK_PUBLIC_URL takes an origin like https://host[:port], "
                 f"not {self.public_url!r}"
             )
-        if self.trusted_proxies < 0:
-            raise ConfigurationError("COATCHECK_TRUSTED_PROXIES must be 0 or more")
+        self._check_trusted_proxies()
+        # A leading dot is the old spelling of the same thing; names are case-blind.
+        object.__setattr__(self, "cookie_domain", self.cookie_domain.strip().lower().lstrip("."))
+        if self.cookie_domain:
+            self._check_cookie_domain()
         for name in (
             "throttle_account",
             "throttle_account_ceiling",
@@ -359,12 +376,71 @@ class Settings:
             settings = dataclasses.replace(settings, database_url=f"sqlite:///{path}")
         return settings
 
+    def _check_trusted_proxies(self) -> None:
+        counts = [item for item in self.trusted_proxies if item.isdigit()]
+        if len(counts) > 1:
+            raise ConfigurationError(
+                "COATCHECK_TRUSTED_PROXIES takes at most one number of proxy hops"
+            )
+        for item in self.trusted_proxies:
+            if item.isdigit():
+                continue
+            if item.startswith("-") and item[1:].isdigit():
+                raise ConfigurationError("COATCHECK_TRUSTED_PROXIES must be 0 or more")
+            try:
+                ipaddress.ip_network(item)
+            except ValueError as exc:
+                raise ConfigurationError(
+                    f"COATCHECK_TRUSTED_PROXIES takes a number of hops and networks like "
+                    f"127.0.0.1/32 or 10.0.0.0/8, not {item!r} ({exc})"
+                ) from None
+
+    def _check_cookie_domain(self) -> None:
+        domain = self.cookie_domain
+        labels = domain.split(".")
+        if (
+            not domain.isascii()
+            or len(labels) < 2
+            or not all(_DOMAIN_LABEL.fullmatch(label) for label in labels)
+            or all(label.isdigit() for label in labels)
+        ):
+            raise ConfigurationError(
+                "COATCHECK_COOKIE_DOMAIN takes a lower-case domain name with a dot, like "
+                f"example.com (no scheme, port, leading dot or IP address), not {domain!r}"
+            )
+        if self.session_cookie_name.startswith("__Host-"):
+            raise ConfigurationError(
+                "COATCHECK_COOKIE_DOMAIN needs a cookie without the __Host- prefix, which "
+                "forbids a Domain: leave COATCHECK_COOKIE_NAME empty (__Secure-session)"
+            )
+        host = self.public_url.split("://", 1)[-1].rstrip("/").rsplit(":", 1)[0].lower()
+        if self.public_url and host != domain and not host.endswith("." + domain):
+            raise ConfigurationError(
+                f"COATCHECK_PUBLIC_URL ({self.public_url}) must be under COATCHECK_COOKIE_DOMAIN "
+                f"({domain}): browsers refuse a cookie for a domain the site is not in"
+            )
+
+    @property
+    def proxy_hops(self) -> int:
+        """Return how many proxy hops set X-Forwarded-* headers (0: none is believed)."""
+        counts = [int(item) for item in self.trusted_proxies if item.isdigit()]
+        if counts:
+            return counts[0]
+        return 1 if self.proxy_networks else 0
+
+    @functools.cached_property
+    def proxy_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        """Return the networks a proxy must be in to be believed (empty: any peer)."""
+        return tuple(ipaddress.ip_network(i) for i in self.trusted_proxies if not i.isdigit())
+
     @property
     def session_cookie_name(self) -> str:
         """Return the session cookie's name."""
         if self.cookie_name:
             return self.cookie_name
-        return "__Host-session" if self.cookie_secure else "session"
+        if not self.cookie_secure:
+            return "session"
+        return "__Secure-session" if self.cookie_domain else "__Host-session"
 
     def requires_second_factor(self, roles: Iterable[str]) -> bool:
         """Tell whether a user with ``roles`` must have a second factor (the policy)."""
@@ -426,6 +502,8 @@ def parse_flag(key: str, value: Any) -> bool:
 
 def _parse(key: str, value: Any, default: Any) -> Any:
     if isinstance(default, tuple):
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)  # COATCHECK_TRUSTED_PROXIES = 1, as before it took networks
         items = value.replace(",", " ").split() if isinstance(value, str) else list(value)
         return tuple(str(item).strip() for item in items if str(item).strip())
     if isinstance(default, bool):

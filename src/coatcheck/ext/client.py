@@ -2,9 +2,55 @@
 
 from __future__ import annotations
 
+import ipaddress
+from collections.abc import Iterable
+from typing import Any
+
 from flask import request
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from ..users.models import USER_AGENT_MAX
+
+#: The WSGI environ key set when the request came from a trusted proxy.
+TRUSTED_PROXY_KEY = "coatcheck.trusted_proxy"
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class TrustedProxies:
+    """Believe ``X-Forwarded-*`` (ProxyFix) only from a peer in ``networks``.
+
+    With no networks, every peer is believed (``COATCHECK_TRUSTED_PROXIES`` as a
+    bare number of hops). A believed request is marked with
+    :data:`TRUSTED_PROXY_KEY`, which forward auth asks before it reads the
+    original URL.
+    """
+
+    def __init__(self, app: Any, hops: int, networks: Iterable[Network] = ()) -> None:
+        self.app = app
+        self.fixed = ProxyFix(app, x_for=hops, x_proto=hops, x_host=hops)
+        self.networks = tuple(networks)
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        if not self.networks or peer_in(environ.get("REMOTE_ADDR"), self.networks):
+            environ[TRUSTED_PROXY_KEY] = True
+            return self.fixed(environ, start_response)
+        return self.app(environ, start_response)
+
+
+def peer_in(address: str | None, networks: Iterable[Network]) -> bool:
+    """Tell whether ``address`` (an IP address as text) is in one of ``networks``."""
+    try:
+        ip = ipaddress.ip_address((address or "").strip())
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return any(ip in network for network in networks)
+
+
+def from_trusted_proxy() -> bool:
+    """Tell whether this request came from a proxy ``COATCHECK_TRUSTED_PROXIES`` believes."""
+    return bool(request.environ.get(TRUSTED_PROXY_KEY))
 
 
 def client_address() -> str:

@@ -35,11 +35,15 @@ def vary_on(response: Response, name: str) -> None:
         response.headers["Vary"] = f"{current}, {name}"
 
 
-def cookie_attributes(settings: Settings) -> dict[str, Any]:
-    """Return the attributes every coatcheck cookie is set and deleted with."""
+def cookie_attributes(settings: Settings, *, session: bool = False) -> dict[str, Any]:
+    """Return the attributes every coatcheck cookie is set and deleted with.
+
+    Only the session cookie (``session=True``) takes ``COATCHECK_COOKIE_DOMAIN``:
+    the others stay on the portal's host.
+    """
     return {
         "path": "/",
-        "domain": None,
+        "domain": (settings.cookie_domain or None) if session else None,
         "secure": settings.cookie_secure,
         "httponly": True,
         "samesite": settings.cookie_samesite,

@@ -67,6 +67,7 @@ def protect() -> None:
         origin=request.headers.get("Origin"),
         own_origin=f"{request.scheme}://{request.host}",
         trusted_origins=settings.csrf_trusted_origins,
+        also_trusted=services().origin_trusted,
     )
     if reason is not None:
         raise CSRFError(reason)

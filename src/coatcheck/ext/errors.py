@@ -115,6 +115,17 @@ def wants_json() -> bool:
         return True
     if request.path.startswith("/api/") or request.is_json:
         return True
+    return not browser_page_load()
+
+
+def browser_page_load() -> bool:
+    """Tell whether the request's headers say a browser is loading a page (the part of
+    :func:`wants_json` that looks at headers alone; forward auth asks it of the
+    request the proxy passes on)."""
+    return not _wants_json_by_headers()
+
+
+def _wants_json_by_headers() -> bool:
     if request.headers.get("X-Requested-With", "").lower() == "xmlhttprequest":
         return True
     mode = request.headers.get("Sec-Fetch-Mode", "").lower()

@@ -10,7 +10,6 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from flask import Flask, Response, request
-from werkzeug.middleware.proxy_fix import ProxyFix
 
 from ..auth.services import Services, build_services
 from ..core.clock import Clock, system_clock
@@ -18,6 +17,7 @@ from ..core.passwords import PasswordHasher
 from ..core.settings import Settings
 from ..stores.base import SessionStore
 from . import cookies, csrf
+from .client import TrustedProxies
 from .context import EXTENSION_KEY, services
 from .errors import UNAUTHORIZED_KEY, register_error_handlers
 from .login import current_user
@@ -120,9 +120,10 @@ class CoatCheck:
         app.jinja_env.globals["csrf_token"] = csrf.csrf_token
         app.context_processor(lambda: {"current_user": current_user})
         register_error_handlers(app)
-        if settings.trusted_proxies:
-            n = settings.trusted_proxies
-            app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
+        if settings.proxy_hops:
+            app.wsgi_app = TrustedProxies(  # type: ignore[method-assign]
+                app.wsgi_app, settings.proxy_hops, settings.proxy_networks
+            )
         ignored = [k for k in _FLASK_COOKIE_KEYS if app.config.get(k) != _FLASK_DEFAULTS.get(k)]
         if ignored:
             app.logger.warning(

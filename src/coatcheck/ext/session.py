@@ -314,12 +314,17 @@ class ServerSessionInterface(SessionInterface):
             max_age = max(0, int(end - now))
         settings = self.services.settings
         response.set_cookie(
-            settings.session_cookie_name, sid, max_age=max_age, **cookie_attributes(settings)
+            settings.session_cookie_name,
+            sid,
+            max_age=max_age,
+            **cookie_attributes(settings, session=True),
         )
 
     def _delete_cookie(self, response: Response) -> None:
         settings = self.services.settings
-        response.delete_cookie(settings.session_cookie_name, **cookie_attributes(settings))
+        response.delete_cookie(
+            settings.session_cookie_name, **cookie_attributes(settings, session=True)
+        )
 
 
 def current_session() -> ServerSession:

@@ -30,9 +30,22 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         app.config["SECRET_KEY"] = instance_secret_key(instance)
     CoatCheck(app)
 
-    from . import admin, api, http, inspect, mail_admin, mailer, openapi, ops, pages, webauthn_api
+    from . import (
+        admin,
+        api,
+        authz,
+        http,
+        inspect,
+        mail_admin,
+        mailer,
+        openapi,
+        ops,
+        pages,
+        webauthn_api,
+    )
 
     http.install(app)
+    authz.install(app)
     # The service says more than the library: where tokens come from, and a
     # stale form is shown again rather than refused with an error page.
     app.register_error_handler(CSRFError, pages.csrf_failed)

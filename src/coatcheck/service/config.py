@@ -72,4 +72,7 @@ def read_toml(path: Path) -> dict[str, Any]:
         raise ConfigurationError(
             f"the configuration file {path} is not valid TOML: {exc}"
         ) from None
-    return {str(key): value for key, value in data.items()}
+    settings = {str(key): value for key, value in data.items()}
+    if "access_control" in settings:  # the access rules' table, named as in Authelia
+        settings["COATCHECK_ACCESS_CONTROL"] = settings.pop("access_control")
+    return settings

@@ -37,7 +37,6 @@ from ..core.errors import (
     UsernameTaken,
 )
 from ..core.logtext import escape_for_log
-from ..core.redirects import safe_next
 from ..ext import (
     CoatCheck,
     authenticate,
@@ -61,6 +60,7 @@ from ..ext.login import allow_unverified_email
 from ..ext.mail import send_verification
 from ..users import InvalidEmail
 from . import security
+from .authz import portal_next
 from .filters import FILTERS
 from .filters import methods_filter as methods_filter  # re-exported
 from .forms import form_error as _form_error
@@ -195,8 +195,7 @@ def _login_page(status: int = 200, **context: object) -> Response:
 
 @blueprint.route("/login", methods=["GET", "POST"])
 def login() -> ResponseReturnValue:
-    source = request.form if request.method == "POST" else request.args
-    target = safe_next(source.get("next"), "")
+    target = portal_next()
     if current_user.is_authenticated:
         return redirect(target or url_for("pages.account"), 303)
     if pending_login(ENROLMENT) is not None and "password" not in request.form:
@@ -380,7 +379,7 @@ def _view_again(view: Callable[[], ResponseReturnValue]) -> Response:
 
 
 def _login_again() -> ResponseReturnValue:
-    target = safe_next(request.form.get("next"), "")
+    target = portal_next()
     if current_user.is_authenticated:  # logged in meanwhile, in another tab
         flash(f"You are logged in as {current_user.username}.", "success")
         return redirect(target or url_for("pages.account"), 303)

@@ -23,7 +23,6 @@ from flask.typing import ResponseReturnValue
 from ..auth.factors import MAX_CODE, RECOVERY_METHOD, TOTP_METHOD, WEBAUTHN_METHOD
 from ..auth.pending import SECOND_FACTOR
 from ..core.errors import InvalidCode, InvalidCredentials, Throttled
-from ..core.redirects import safe_next
 from ..ext import (
     CoatCheck,
     check_second_factor,
@@ -42,7 +41,9 @@ from ..ext.factors import (
     require_recent_authentication,
     stash_recovery_codes,
 )
+from ..ext.login import session_assurance
 from ..ext.session import request_client
+from .authz import asked_by, portal_next
 from .forms import no_store, render_page, see_other, throttled
 
 blueprint = Blueprint("security", __name__)
@@ -298,16 +299,12 @@ def recovery_codes() -> ResponseReturnValue:
     codes = pop_recovery_codes()
     if codes is None:  # shown once already, or none were issued
         return see_other("security.index")
-    return no_store(
-        render_page(
-            "recovery_codes.html", codes=codes, next=safe_next(request.args.get("next"), "")
-        )
-    )
+    return no_store(render_page("recovery_codes.html", codes=codes, next=portal_next()))
 
 
 @blueprint.post("/account/security/recovery-codes/saved")
 def recovery_codes_saved() -> ResponseReturnValue:
-    target = safe_next(request.form.get("next"), "")
+    target = portal_next()
     return redirect(target or url_for("security.index"), 303)
 
 
@@ -324,7 +321,7 @@ def reauth_page(status: int = 200, method: str | None = None) -> Response:
 def reauth() -> ResponseReturnValue:
     if request.method == "GET":
         return reauth_page()
-    target = safe_next(request.form.get("next"), "")
+    target = portal_next()
     password = request.form.get("password", "")
     method = request.form.get("method", TOTP_METHOD)
     code = _code()
@@ -348,9 +345,11 @@ def reauth() -> ResponseReturnValue:
 def _reauth_context(method: str | None) -> dict[str, Any]:
     user_id = int(str(current_user.id)) if str(current_user.id).isdigit() else None
     methods = CoatCheck.state().factors.methods(user_id) if user_id is not None else []
-    source = request.form if request.method == "POST" else request.args
+    target = portal_next()
     return {
-        "next": safe_next(source.get("next"), ""),
+        "next": target,
+        # A site's two_factor rule sent an aal 1 session here: only a factor will do.
+        "factor_needed": asked_by(target) is not None and session_assurance().aal < 2,
         "methods": methods,
         "method": _method(method, methods),
         "webauthn": WEBAUTHN_METHOD in methods,

@@ -80,7 +80,11 @@
 
   // Only a path on this site: never a redirect elsewhere.
   function go(next) {
-    const target = typeof next === "string" && /^\/(?![/\\])/.test(next) ? next : "/account";
+    // A same-site path, or the absolute rd of a site the server checked (data-next is
+    // always rendered from the server's own checked value).
+    const local = typeof next === "string" && /^\/(?![/\\])/.test(next);
+    const site = typeof next === "string" && /^https?:\/\/[a-z0-9.-]+(:[0-9]+)?\//i.test(next);
+    const target = local || site ? next : "/account";
     window.location.assign(target);
   }
 
