@@ -95,7 +95,10 @@ def test_samesite_none_with_a_secure_cookie(tmp_path: Path) -> None:
         ({"COATCHECK_DATABASE_POOL_SIZE": 0}, "COATCHECK_DATABASE_POOL_SIZE must be at least 1"),
         ({"COATCHECK_DATABASE_POOL_SIZE": "2.5"}, "must be a whole number, not '2.5'"),
         ({"COATCHECK_DATABASE_POOL_SIZE": None, "COATCHECK_TRUSTED_PROXIES": -1}, "0 or more"),
-        ({"COATCHECK_TRUSTED_PROXIES": ["10.0.0.0/33"]}, "COATCHECK_TRUSTED_PROXIES takes a number"),
+        (
+            {"COATCHECK_TRUSTED_PROXIES": ["10.0.0.0/33"]},
+            "COATCHECK_TRUSTED_PROXIES takes a number",
+        ),
         ({"COATCHECK_THROTTLE_ACCOUNT": "often"}, "COATCHECK_THROTTLE_ACCOUNT must be a rate"),
         ({"COATCHECK_THROTTLE_ACCOUNT_CEILING": "x"}, "COATCHECK_THROTTLE_ACCOUNT_CEILING must"),
         ({"COATCHECK_THROTTLE_ADDRESS": "x"}, "COATCHECK_THROTTLE_ADDRESS must be a rate like"),

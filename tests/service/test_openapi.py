@@ -256,7 +256,7 @@ def test_successful_answers_conform(make_service: Callable[..., Flask]) -> None:
         ("GET", "/.well-known/jwks.json")  # 200 with a key pair: below
     } - second_factor_operations(served_document(app)) - mail_operations(
         served_document(app)
-    )  # below
+    ) - forward_auth_operations(served_document(app))  # below
 
 
 def second_factor_operations(document: dict[str, Any]) -> set[tuple[str, str]]:
@@ -267,6 +267,90 @@ def second_factor_operations(document: dict[str, Any]) -> set[tuple[str, str]]:
             if "second factors" in operation["tags"]:
                 found.add((method.upper(), path))
     return found
+
+
+def forward_auth_operations(document: dict[str, Any]) -> set[tuple[str, str]]:
+    """Return the operations of SPEC §10 (tag ``forward auth``)."""
+    return {
+        (method.upper(), path)
+        for path, operations in document["paths"].items()
+        for method, operation in operations.items()
+        if "forward auth" in operation["tags"]
+    }
+
+
+def test_forward_auth_answers_conform(make_service: Callable[..., Flask]) -> None:
+    rules = {
+        "rules": [
+            {"domain": "open.example.com", "policy": "bypass"},
+            {"domain": "app.example.com", "subject": "role:admin", "policy": "one_factor"},
+            {"domain": "two.example.com", "policy": "two_factor"},
+        ]
+    }
+    app = make_service(
+        COATCHECK_TRUSTED_PROXIES="127.0.0.1/32",
+        COATCHECK_PUBLIC_URL="https://auth.example.com",
+        COATCHECK_ACCESS_CONTROL=rules,
+    )
+    add_user(app, "root", "admin")
+    add_user(app, "bobby")
+    check = Conformance(app)
+    root, bobby = Browser(app), Browser(app)
+    root.login("root", PASSWORD)
+    bobby.login("bobby", PASSWORD)
+    http = https_client(app, use_cookies=False)
+
+    def ask(client: Any, method: str, path: str, url: str, **headers: str) -> TestResponse:
+        host, _, uri = url.partition("/")
+        if path.endswith("auth-request"):
+            sent = {"X-Original-URL": f"https://{url}", "X-Original-Method": method}
+        else:
+            sent = {
+                "X-Forwarded-Proto": "https",
+                "X-Forwarded-Host": host,
+                "X-Forwarded-URI": f"/{uri}",
+                "X-Forwarded-Method": method,
+            }
+        return client.open(path, method=method, headers={**sent, **headers})
+
+    for path in ("/api/authz/auth-request", "/api/authz/forward-auth"):
+        for method in ("GET", "POST", "PUT", "PATCH", "DELETE"):
+            check(method, path, ask(root.client, method, path, "app.example.com/x"), 200)
+            check(method, path, ask(http, method, path, "open.example.com/"), 200)
+            check(method, path, ask(bobby.client, method, path, "app.example.com/x"), 403)
+            check(method, path, ask(http, method, path, "nowhere.example.com/"), 403)
+        bad = http.get(path, headers={"X-Original-URL": "ftp://x", "X-Forwarded-Proto": "ftp"})
+        check("GET", path, bad, 400)
+    json = {"Accept": "application/json"}
+    check(
+        "GET",
+        "/api/authz/auth-request",
+        ask(http, "GET", "/api/authz/auth-request", "app.example.com/x"),
+        401,
+    )
+    step_up = ask(root.client, "GET", "/api/authz/auth-request", "two.example.com/")
+    assert check("GET", "/api/authz/auth-request", step_up, 401).json["error"] == (  # type: ignore[index]
+        "second_factor_required"
+    )
+    page = {"Accept": "text/html"}
+    check(
+        "GET",
+        "/api/authz/forward-auth",
+        ask(http, "GET", "/api/authz/forward-auth", "app.example.com/x", **page),
+        302,
+    )
+    check(
+        "POST",
+        "/api/authz/forward-auth",
+        ask(http, "POST", "/api/authz/forward-auth", "app.example.com/x", **page),
+        303,
+    )
+    check(
+        "GET",
+        "/api/authz/forward-auth",
+        ask(http, "GET", "/api/authz/forward-auth", "app.example.com/x", **json),
+        401,
+    )
 
 
 def mail_operations(document: dict[str, Any]) -> set[tuple[str, str]]:

@@ -419,6 +419,61 @@ def db_revision(config: dict[str, Any]) -> None:
     click.echo(f"head     {head}")
 
 
+@main.group()
+def access() -> None:
+    """Forward auth's access rules (the [access_control] table of the config file)."""
+
+
+@access.command("check")
+@instance_options
+@click.option("--url", required=True, help="The original URL, e.g. https://app.example.com/x.")
+@click.option("--user", "username", default=None, help="Decide for this user (default: nobody).")
+@click.option("--method", default="GET", show_default=True, help="The original request's method.")
+@click.option("--ip", "address", default=None, help="The client's address, for `networks`.")
+def access_check(
+    config: dict[str, Any], url: str, username: str | None, method: str, address: str | None
+) -> None:
+    """Print which access rule matches a request, why, and the decision."""
+    from ..auth.access import ALLOW, STEP_UP, AccessRules, Who, parse_target
+    from .authz import ACCESS_KEY
+
+    merged, _ = _load(config)
+    try:
+        rules = AccessRules.parse(merged.get(ACCESS_KEY))
+        target = parse_target(method, url)
+    except ValueError as exc:  # ConfigurationError is a ValueError too
+        raise click.ClickException(str(exc)) from None
+    for warning in rules.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    who = None
+    if username is not None:
+        with _services(config) as found:
+            user = found.users.get_by_username(username)
+            if user is None:
+                raise click.ClickException(f"no user named {username!r}")
+        who = Who(user.username, frozenset(user.roles), 2)
+    roles = f" (roles: {', '.join(sorted(who.roles)) or 'none'})" if who else ""
+    click.echo(
+        f"{target.method} {url} from {address or 'an unknown address'} "
+        f"as {who.username + roles if who else 'nobody (not logged in)'}"
+    )
+    decision = rules.decide(target, address, lambda: who)
+    for line in decision.trail:
+        click.echo(f"  {line}")
+    source = f"rule {decision.rule.number}" if decision.rule else "default_policy"
+    outcome = {
+        "allow": "allowed",
+        "login": "sent to log in (401 / redirect to the portal)",
+        "step_up": "sent to step up (/reauth)",
+        "forbidden": "denied (403)",
+    }[decision.outcome]
+    click.echo(f"decision: {outcome}, by {source} ({decision.policy})")
+    if who is not None and decision.outcome == ALLOW and decision.policy == "two_factor":
+        weaker = rules.decide(target, address, lambda: Who(who.username, who.roles, 1))
+        if weaker.outcome == STEP_UP:
+            click.echo("  with a second factor (aal 2); a password-only session is sent to step up")
+
+
 @main.command()
 @instance_options
 def check(config: dict[str, Any]) -> None:

@@ -988,6 +988,95 @@ def _webauthn_paths() -> dict[str, Schema]:
     }
 
 
+def _authz_paths() -> dict[str, Schema]:
+    """Forward auth (SPEC §10): every method a proxy may ask with, one answer."""
+
+    def header(name: str, description: str) -> Schema:
+        return {
+            "name": name,
+            "in": "header",
+            "required": False,
+            "description": description,
+            "schema": _STR,
+        }
+
+    identity = {
+        name: {"required": False, "schema": _STR}
+        for name in ("Remote-User", "Remote-Groups", "Remote-Email", "Remote-Name")
+    }
+    location = {
+        "Location": {"description": "PUBLIC_URL/login?rd=... or /reauth?rd=...", "schema": _STR}
+    }
+    allowed = _ok(
+        "Allowed. For a logged-in user, who it is (roles comma-separated; no headers "
+        "on a bypass rule).",
+        headers=identity,
+    )
+    refused = {
+        "400": _error(
+            "The original-URL headers are missing, repeated or malformed, or the request "
+            "did not come from a proxy COATCHECK_TRUSTED_PROXIES believes.",
+            "invalid",
+        ),
+        "403": _error("Logged in, or not, but the access rules deny it.", "forbidden"),
+        "503": _UNAVAILABLE,
+    }
+    kinds = {
+        "/api/authz/auth-request": (
+            "AuthRequest",
+            "Forward auth for nginx auth_request: 401 with Location to the portal when the "
+            "user must log in or step up.",
+            [
+                header("X-Original-URL", "The original absolute URL."),
+                header("X-Original-Method", "The original method (default: this one)."),
+            ],
+            {
+                "401": _error(
+                    "Log in (or step up) at the portal first: see Location.",
+                    "unauthenticated",
+                    "second_factor_required",
+                    headers=location,
+                )
+            },
+        ),
+        "/api/authz/forward-auth": (
+            "ForwardAuth",
+            "Forward auth for Caddy forward_auth and Traefik forwardAuth: a redirect to the "
+            "portal for browsers (302, 303 for unsafe methods), 401 for other clients.",
+            [
+                header("X-Forwarded-Method", "The original method (default: this one)."),
+                header("X-Forwarded-Proto", "http or https."),
+                header("X-Forwarded-Host", "The original Host, port included."),
+                header("X-Forwarded-URI", "The original path and query."),
+            ],
+            {
+                "302": {"description": "Log in or step up at the portal.", "headers": location},
+                "303": {"description": "The same, for an unsafe method.", "headers": location},
+                "401": _error(
+                    "Log in (or step up) at the portal first: see Location.",
+                    "unauthenticated",
+                    "second_factor_required",
+                    headers=location,
+                ),
+            },
+        ),
+    }
+    paths: dict[str, Schema] = {}
+    for path, (name, summary, parameters, redirects) in kinds.items():
+        paths[path] = {
+            method: _operation(
+                f"{method}{name}",
+                summary,
+                "forward auth",
+                {"200": allowed, **refused, **redirects},
+                security=[{}, *_READ],
+                parameters=parameters,
+            )
+            for method in ("get", "post", "put", "patch", "delete")
+        }
+    return paths
+
+
 def _ops_paths(*, metrics: bool) -> dict[str, Schema]:
     def get(operation_id: str, summary: str, responses: dict[str, Schema], **kw: Any) -> Schema:
         return {"get": _operation(operation_id, summary, "operations", responses, **kw)}
@@ -1344,6 +1433,7 @@ def build_document(
                 "tokens",
                 "admin",
                 "operations",
+                "forward auth",
             )
         ],
         "paths": {
@@ -1355,6 +1445,7 @@ def build_document(
             **_mail_paths(),
             **_webauthn_paths(),
             **_ops_paths(metrics=metrics),
+            **_authz_paths(),
         },
         "components": {
             "schemas": _schemas(),

@@ -29,7 +29,8 @@ def review(config: Mapping[str, Any], settings: Settings) -> list[Finding]:
             (
                 "ok",
                 f"session cookie {settings.session_cookie_name}: Secure, "
-                f"HttpOnly, SameSite={settings.cookie_samesite}, Path=/, no Domain",
+                f"HttpOnly, SameSite={settings.cookie_samesite}, Path=/, "
+                + (f"Domain={settings.cookie_domain}" if settings.cookie_domain else "no Domain"),
             )
         )
         findings.append(
@@ -104,14 +105,7 @@ def review(config: Mapping[str, Any], settings: Settings) -> list[Finding]:
         found = probes.probe_signing_key(settings.store_url, keys) if keys else None
         if found is not None:
             findings.append(found)
-    if settings.trusted_proxies:
-        findings.append(
-            (
-                "ok",
-                f"trusting {settings.trusted_proxies} proxy hop(s) for "
-                "X-Forwarded-For/-Proto/-Host",
-            )
-        )
+    findings.extend(_proxies_and_sso(config, settings))
     if config.get("COATCHECK_LESSONS"):
         findings.append(
             (
@@ -120,4 +114,87 @@ def review(config: Mapping[str, Any], settings: Settings) -> list[Finding]:
                 "turn them off in production with --no-lessons",
             )
         )
+    return findings
+
+
+def _proxies_and_sso(config: Mapping[str, Any], settings: Settings) -> list[Finding]:
+    """Review the trusted proxies, the cookie domain (single sign-on) and the access rules."""
+    from ..auth.access import AccessRules, host_under
+
+    findings: list[Finding] = []
+    if settings.proxy_hops:
+        peers = ", ".join(str(n) for n in settings.proxy_networks) or "any peer"
+        findings.append(
+            (
+                "ok" if settings.proxy_networks else "warning",
+                f"trusting {settings.proxy_hops} proxy hop(s) for X-Forwarded-For/-Proto/-Host "
+                f"and forward auth's original-URL headers, from {peers}"
+                + (
+                    ""
+                    if settings.proxy_networks
+                    else "; list the proxies' networks (e.g. 127.0.0.1/32) so that a client "
+                    "reaching coatcheck directly cannot claim another address or URL"
+                ),
+            )
+        )
+    if settings.cookie_domain:
+        findings.append(
+            (
+                "warning",
+                f"single sign-on: the session cookie goes to every host under "
+                f"{settings.cookie_domain}; any application or compromised server there can "
+                "read and replay sessions. Keep only sites you trust under it (the remember-me "
+                "and CSRF cookies stay on this host)",
+            )
+        )
+    try:
+        rules = AccessRules.parse(config.get("COATCHECK_ACCESS_CONTROL"))
+    except ConfigurationError as exc:
+        return [*findings, ("problem", f"access rules: {exc}")]
+    findings.extend(("warning", warning) for warning in rules.warnings)
+    if not rules.rules:
+        return findings
+    findings.append(
+        (
+            "ok",
+            f"access rules: {len(rules.rules)} rule(s), default_policy {rules.default_policy}",
+        )
+    )
+    if not settings.public_url:
+        findings.append(
+            (
+                "problem",
+                "access rules without COATCHECK_PUBLIC_URL: forward auth would send browsers "
+                "to log in at whatever address the proxy used to reach coatcheck",
+            )
+        )
+    if not settings.proxy_hops:
+        findings.append(
+            (
+                "problem",
+                "access rules without COATCHECK_TRUSTED_PROXIES: forward auth believes no "
+                "proxy, so it answers every question with 400",
+            )
+        )
+    for domain in rules.domains():
+        bare = domain.removeprefix("*.")
+        if settings.cookie_domain and not host_under(bare, settings.cookie_domain):
+            findings.append(
+                (
+                    "warning",
+                    f"access rules name {domain}, which is not under COATCHECK_COOKIE_DOMAIN "
+                    f"({settings.cookie_domain}): its visitors never carry the session cookie",
+                )
+            )
+        elif not settings.cookie_domain and settings.public_url:
+            portal = urlsplit(settings.public_url).hostname or ""
+            if bare != portal:
+                findings.append(
+                    (
+                        "warning",
+                        f"access rules name {domain} but COATCHECK_COOKIE_DOMAIN is not set: "
+                        "the session cookie stays on the portal's host, so those sites never "
+                        "see a login",
+                    )
+                )
     return findings
