@@ -441,7 +441,7 @@ def access_check(
     try:
         rules = AccessRules.parse(merged.get(ACCESS_KEY))
         target = parse_target(method, url)
-    except ValueError as exc:  # ConfigurationError is a ValueError too
+    except (ValueError, CoatcheckError) as exc:
         raise click.ClickException(str(exc)) from None
     for warning in rules.warnings:
         click.echo(f"warning: {warning}", err=True)
