@@ -1,4 +1,9 @@
-"""The three apps on one store: how to build each in-process and serve it with gunicorn."""
+"""The three apps on one store: how to build each in-process and serve it with gunicorn.
+
+coatcheck also gets its forward-auth settings (:mod:`.forwardauth`): access
+rules, which ``GET /api/me`` never reads, and a trusted proxy network, which
+puts ProxyFix in front of every request (a no-op without X-Forwarded-*).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,7 @@ from pathlib import Path
 
 from flask import Flask
 
-from . import redisdb
+from . import forwardauth, redisdb
 
 
 @dataclass(frozen=True)
@@ -40,6 +45,7 @@ class AppSpec:
                 "COATCHECK_DATABASE_URL": f"sqlite:///{self.folder / 'coatcheck.db'}",
                 "COATCHECK_INSTANCE": str(self.folder / "instance"),
                 "SECRET_KEY": self.secret,
+                **forwardauth.config(self.folder),
             }
         if self.name == "anchor":
             env = {
@@ -60,9 +66,15 @@ class AppSpec:
             "anchor": "benchmarks.anchor_app:create_app()",
         }[self.name]
 
+    def prepare(self) -> None:
+        """Create the app's folder and the files its configuration names."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        if self.name == "coatcheck":
+            forwardauth.write_config(self.folder)
+
     def build(self) -> Flask:
         """Return the app, built in this process."""
-        self.folder.mkdir(parents=True, exist_ok=True)
+        self.prepare()
         config = self.config()
         if self.name == "coatcheck":
             service = importlib.import_module("coatcheck.service")

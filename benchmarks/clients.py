@@ -11,7 +11,7 @@ import http.client
 import json
 from dataclasses import dataclass
 from http.cookies import SimpleCookie
-from typing import Protocol
+from typing import Any, Protocol
 
 from flask import Flask
 
@@ -31,6 +31,8 @@ class Reply:
     status: int
     set_cookies: list[str]
     body: bytes
+    #: The response's own header object (``.get(name)``, case-blind), not copied: free.
+    headers: Any = None
 
 
 class Requester(Protocol):
@@ -55,7 +57,12 @@ class InProcess:
         response = self.client.open(
             path, method=method, base_url=BASE_URL, headers=headers, data=body
         )
-        return Reply(response.status_code, response.headers.getlist("Set-Cookie"), response.data)
+        return Reply(
+            response.status_code,
+            response.headers.getlist("Set-Cookie"),
+            response.data,
+            response.headers,
+        )
 
 
 class OverHttp:
@@ -73,7 +80,10 @@ class OverHttp:
             conn.request(method, path, body=body, headers=headers)
             response = conn.getresponse()
             return Reply(
-                response.status, response.headers.get_all("Set-Cookie") or [], response.read()
+                response.status,
+                response.headers.get_all("Set-Cookie") or [],
+                response.read(),
+                response.headers,
             )
         finally:
             conn.close()

@@ -2,7 +2,8 @@
 
 :class:`SqliteWrites` wraps ``sqlite3.connect`` while it is active, so every
 connection opened then (coatcheck's store, SQLAlchemy's pool) reports its
-statements to a trace callback. :class:`RedisWrites` runs ``MONITOR`` in a
+statements to a trace callback: the writes by table, and every statement by
+database file. :class:`RedisWrites` runs ``MONITOR`` in a
 thread and sorts what one db received between two ``ECHO`` markers.
 """
 
@@ -34,15 +35,19 @@ class SqliteWrites:
 
     def __init__(self) -> None:
         self.counts: Counter[str] = Counter()
+        #: Every statement (reads, writes, BEGIN and COMMIT too) by database file name.
+        self.statements: Counter[str] = Counter()
         self._original = sqlite3.connect
 
     def __enter__(self) -> SqliteWrites:
-        original, counts = self._original, self.counts
+        original, counts, statements = self._original, self.counts, self.statements
 
         def connect(*args: Any, **kwargs: Any) -> sqlite3.Connection:
             conn: sqlite3.Connection = original(*args, **kwargs)
+            database = Path(str(args[0] if args else kwargs.get("database", "?"))).name
 
             def trace(statement: str) -> None:
+                statements[database] += 1
                 match = _WRITE_SQL.match(statement)
                 if match:
                     counts[f"{match.group(1).upper()} {match.group(2)}"] += 1
@@ -57,8 +62,12 @@ class SqliteWrites:
         sqlite3.connect = sqlite3.dbapi2.connect = self._original
 
     def snapshot(self) -> Counter[str]:
-        """Return the counts so far (subtract two snapshots for a segment)."""
+        """Return the write counts so far (subtract two snapshots for a segment)."""
         return Counter(self.counts)
+
+    def statements_snapshot(self) -> Counter[str]:
+        """Return the statements so far by database file (subtract two for a segment)."""
+        return Counter(self.statements)
 
     def rows(self, folder: Path) -> int:
         """Return the rows in every table of every SQLite file under ``folder``."""

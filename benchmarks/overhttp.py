@@ -1,5 +1,9 @@
 """Authenticated ``GET /api/me`` over HTTP, driven by wrk.
 
+coatcheck's ``GET /api/authz/auth-request`` (:mod:`.forwardauth`), on the same
+server and session, takes its turn in every round too: one more wrk run per
+round, no other server.
+
 Every app runs under the same server: granian (what ``coatcheck serve`` runs;
 1 worker, 1 Python thread, as gunicorn's sync worker has), or gunicorn (1 sync
 worker, what the independent harness in shared/bench uses) with ``--server
@@ -18,9 +22,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from . import forwardauth
 from .apps import AppSpec, specs
 from .clients import USER_AGENT, OverHttp, headers, log_in
-from .common import APPS, ROOT, BenchError, Processes, free_port, log, median, short
+from .common import (
+    APPS,
+    ROOT,
+    BenchError,
+    Processes,
+    free_port,
+    log,
+    median,
+    paired_ratio,
+    short,
+)
 from .inprocess import ratios
 
 WRK_SCRIPT = Path(__file__).with_name("wrk_report.lua")
@@ -81,8 +96,18 @@ def wait_ready(
     raise BenchError(f"no answer on 127.0.0.1:{port} within {seconds:.0f} s")
 
 
-def run_wrk(port: int, cookie: str, seconds: int, connections: int) -> dict[str, Any]:
-    """Run wrk once on ``GET /api/me``; return its figures and the 2xx rate."""
+@dataclass(frozen=True)
+class Target:
+    """What one entrant of the rounds loads: a server, a path, the headers to send."""
+
+    port: int
+    cookie: str
+    path: str = "/api/me"
+    extra: tuple[tuple[str, str], ...] = ()
+
+
+def run_wrk(target: Target, seconds: int, connections: int) -> dict[str, Any]:
+    """Run wrk once on ``GET target.path``; return its figures and the 2xx rate."""
     wrk = shutil.which("wrk")
     if wrk is None:
         raise BenchError("wrk is not installed (apt-get install wrk)")
@@ -98,8 +123,9 @@ def run_wrk(port: int, cookie: str, seconds: int, connections: int) -> dict[str,
         "-H",
         f"User-Agent: {USER_AGENT}",
         "-H",
-        f"Cookie: {cookie}",
-        f"http://127.0.0.1:{port}/api/me",
+        f"Cookie: {target.cookie}",
+        *(arg for name, value in target.extra for arg in ("-H", f"{name}: {value}")),
+        f"http://127.0.0.1:{target.port}{target.path}",
     ]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 30)  # noqa: S603
     line = next((x for x in done.stdout.splitlines() if x.startswith("WRK_JSON ")), None)
@@ -114,7 +140,7 @@ def run_wrk(port: int, cookie: str, seconds: int, connections: int) -> dict[str,
 def measure(store: str, base: Path, secret: str, plan: Plan, procs: Processes) -> dict[str, Any]:
     """Serve the three apps side by side and load them in turn, round after round."""
     result: dict[str, Any] = {"apps": {}}
-    servers: dict[str, tuple[int, str]] = {}  # name -> (port, cookie)
+    servers: dict[str, Target] = {}  # one per app, and coatcheck's auth-request
     started: list[subprocess.Popen[bytes]] = []
     try:
         for spec in specs(store, base, secret, APPS):
@@ -123,21 +149,45 @@ def measure(store: str, base: Path, secret: str, plan: Plan, procs: Processes) -
             except Exception as exc:  # one broken app must not hide the others' figures
                 result["apps"][spec.name] = {"error": f"{type(exc).__name__}: {exc}"}
                 log(f"http/{store}: {spec.name} unavailable: {exc}")
+                continue
+            if spec.name == "coatcheck":
+                _add_auth_request(servers, store, result)
         runs = _rounds(store, servers, plan)
-        for name, (port, cookie) in servers.items():
-            result["apps"][name] = {**_summary(runs[name]), "me_after_load": _check(port, cookie)}
+        for name, target in servers.items():
+            home = result if name == forwardauth.NAME else result["apps"]
+            home[name] = {**_summary(runs[name]), "after_load": _check(target)}
     finally:
         for proc in started:
             procs.stop(proc)
-    result["ratios"] = ratios({name: result["apps"][name]["per_round"] for name in servers})
+    apps = [name for name in servers if name != forwardauth.NAME]
+    result["ratios"] = ratios({name: result["apps"][name]["per_round"] for name in apps})
+    if forwardauth.NAME in servers and "coatcheck" in servers:
+        me, authz = result["apps"]["coatcheck"], result[forwardauth.NAME]
+        summary = forwardauth.summary(
+            me["per_round"], authz["per_round"], paired_ratio(authz["per_round"], me["per_round"])
+        )
+        result[forwardauth.NAME] = {**authz, **summary}
     return result
+
+
+def _add_auth_request(servers: dict[str, Target], store: str, result: dict[str, Any]) -> None:
+    """Add coatcheck's auth-request to the rounds, if it lets the bench user through."""
+    me = servers["coatcheck"]
+    try:
+        forwardauth.check(OverHttp(me.port), me.cookie, f"coatcheck/{store}/http")
+    except (BenchError, OSError) as exc:
+        result[forwardauth.NAME] = {"error": f"{type(exc).__name__}: {exc}"}
+        log(f"http/{store}: {exc}")
+        return
+    extra = tuple(forwardauth.ORIGINAL.items())
+    servers[forwardauth.NAME] = Target(me.port, me.cookie, forwardauth.PATH, extra)
 
 
 def _serve(
     spec: AppSpec, plan: Plan, procs: Processes, started: list[subprocess.Popen[bytes]]
-) -> tuple[int, str]:
-    """Start ``spec`` under ``plan.server`` and log in; return its port and the Cookie header."""
-    spec.folder.mkdir(parents=True, exist_ok=True)
+) -> Target:
+    """Start ``spec`` under ``plan.server`` and log in; return its ``GET /api/me`` target."""
+    spec.prepare()
     port, logfile = free_port(), spec.folder / "server.log"
     env = {**os.environ, **spec.config(), "PYTHONDONTWRITEBYTECODE": "1"}
     # granian imports the target from the working folder and PYTHONPATH.
@@ -146,29 +196,28 @@ def _serve(
     proc = procs.start(argv, cwd=spec.folder, env=env, logfile=logfile)
     started.append(proc)
     wait_ready(port, proc, logfile)
-    return port, log_in(OverHttp(port), f"{spec.name}/{spec.store}/http")
+    return Target(port, log_in(OverHttp(port), f"{spec.name}/{spec.store}/http"))
 
 
-def _rounds(
-    store: str, servers: dict[str, tuple[int, str]], plan: Plan
-) -> dict[str, list[dict[str, Any]]]:
-    """Load each app in turn (A B C, B C A, ...); return every wrk run of each."""
+def _rounds(store: str, servers: dict[str, Target], plan: Plan) -> dict[str, list[dict[str, Any]]]:
+    """Load each target in turn (A B C, B C A, ...); return every wrk run of each."""
     names = list(servers)
     for name in names if plan.warmup else []:
-        run_wrk(*servers[name], plan.warmup, plan.connections)
+        run_wrk(servers[name], plan.warmup, plan.connections)
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
     for r in range(plan.rounds if names else 0):
         for name in names[r % len(names) :] + names[: r % len(names)]:
-            runs[name].append(run_wrk(*servers[name], plan.seconds, plan.connections))
+            runs[name].append(run_wrk(servers[name], plan.seconds, plan.connections))
         done = ", ".join(f"{k} {v[-1]['ok_rps']:,.0f}/s" for k, v in runs.items())
         log(f"http/{store} round {r + 1}/{plan.rounds}: {done}")
     return runs
 
 
-def _check(port: int, cookie: str) -> int | str:
-    """Return the status of ``GET /api/me`` after the load (still logged in?)."""
+def _check(target: Target) -> int | str:
+    """Return the status of the target's request after the load (still logged in?)."""
     try:
-        return OverHttp(port)("GET", "/api/me", headers(cookie)).status
+        hdrs = headers(target.cookie, **dict(target.extra))
+        return OverHttp(target.port)("GET", target.path, hdrs).status
     except OSError as exc:
         return f"{type(exc).__name__}: {exc}"
 

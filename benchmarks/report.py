@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from .forwardauth import NAME as AUTH_REQUEST
+
 #: The issue's goals.
 HTTP_GOAL = 0.85  # coatcheck / bare Flask over HTTP, each store
 FLAT = 1.2  # lookup cost at the largest size / the smallest, drift-corrected
@@ -71,10 +73,8 @@ def throughput(results: dict[str, Any], notes: list[str]) -> list[str]:
                         notes.append(
                             f"{key}/{store}: {name} had {app[bad]} {bad.replace('_', ' ')}"
                         )
-                if app.get("me_after_load", 200) != 200:
-                    notes.append(
-                        f"{key}/{store}: {name} answered {app['me_after_load']} after load"
-                    )
+                if app.get("after_load", 200) != 200:
+                    notes.append(f"{key}/{store}: {name} answered {app['after_load']} after load")
             to_bare, to_anchor = res["ratios"]["coatcheck/bare"], res["ratios"]["coatcheck/anchor"]
             goal = (
                 _verdict(None if to_bare is None else to_bare >= HTTP_GOAL) if key == "http" else ""
@@ -125,6 +125,96 @@ def traffic(results: dict[str, Any], notes: list[str]) -> list[str]:
     return out
 
 
+#: The SQLite file of coatcheck's user database (benchmarks/apps.py), and of its store.
+USER_DB, STORE_DB = "coatcheck.db", "sessions.db"
+
+
+def forward_auth(results: dict[str, Any], notes: list[str]) -> list[str]:
+    """Return the section on ``GET /api/authz/auth-request`` against ``GET /api/me``."""
+    if not any(key in results for key in ("inprocess", "http", "traffic")):
+        return []
+    out = [
+        "",
+        "## Forward auth: `GET /api/authz/auth-request` (coatcheck)",
+        "",
+        "nginx's `auth_request` subrequest for `GET https://app.example.com/some/page` "
+        "(`X-Original-URL`, `X-Original-Method`) from 127.0.0.1, which "
+        "`COATCHECK_TRUSTED_PROXIES=127.0.0.1/32` believes, with the session cookie; five "
+        "access rules, the fourth (`one_factor` on `*.example.com`) deciding. It runs beside "
+        "authenticated `GET /api/me` on the same app and session, the two taking turns in "
+        "every round. The ratio is auth-request req/s over `GET /api/me` req/s, the median "
+        "of the per-round ratios (above 1: auth-request is the cheaper).",
+        "",
+        "| store | driver | auth-request | µs each (1/rate) | `GET /api/me` | "
+        "µs each (1/rate) | auth-request/me |",
+        "|---|---|--:|--:|--:|--:|--:|",
+    ]
+    for key, label in (("inprocess", "in-process, ops/s"), ("http", "http, req/s")):
+        for store, res in results.get(key, {}).items():
+            figures = res.get(AUTH_REQUEST) or {"error": res.get("error", "not run")}
+            if "error" in figures:
+                out.append(f"| {store} | {label} | {figures['error']} | | | | |")
+                continue
+            for bad in ("non_2xx", "socket_errors"):
+                if figures.get(bad):
+                    notes.append(f"{key}/{store}: auth-request had {figures[bad]} {bad}")
+            if figures.get("after_load", 200) != 200:
+                notes.append(
+                    f"{key}/{store}: auth-request answered {figures['after_load']} after load"
+                )
+            out.append(
+                f"| {store} | {label} | {_num(figures['median'])} | {_num(figures['us'], 1)} | "
+                f"{_num(figures['me_median'])} | {_num(figures['me_us'], 1)} | "
+                f"{_num(figures['ratio'], 2)} |"
+            )
+    return out + _forward_auth_traffic(results, notes)
+
+
+def _forward_auth_traffic(results: dict[str, Any], notes: list[str]) -> list[str]:
+    if "traffic" not in results:
+        return []
+    out = [
+        "",
+        "Store traffic of auth-request, counted as in the store traffic section. Goals: "
+        "writes <= sessions x minutes elapsed (the session's last-seen touch, the bound "
+        f"column); 0 SQL statements on the user database (`{USER_DB}`). The store column "
+        f"counts the store's own round trips: Redis commands, or SQL statements on `{STORE_DB}`.",
+        "",
+        "| store | writes per 1,000 auth-request | bound | user-database SQL per 1,000 | "
+        "store commands per 1,000 | same for 1,000 `GET /api/me`: writes, user SQL, store | "
+        "goal |",
+        "|---|--:|--:|--:|--:|---|---|",
+    ]
+    for store, res in results.get("traffic", {}).items():
+        app = res.get("coatcheck") or {"error": res.get("error", "not run")}
+        authz = app.get(AUTH_REQUEST)
+        if "error" in app or authz is None:
+            out.append(f"| {store} | {app.get('error', 'not run')} | | | | | |")
+            continue
+        cells = []
+        for segment in (authz, app["me"]):
+            n = segment["requests"]
+            store_commands = segment.get("redis", {}).get("commands", 0)
+            store_commands += segment["sql"].get(STORE_DB, 0)
+            cells.append(
+                (
+                    _per_1k(segment["writes"], n),
+                    _per_1k(segment["sql"].get(USER_DB, 0), n),
+                    _per_1k(store_commands, n),
+                )
+            )
+        odd = {k: v for k, v in authz["statuses"].items() if int(k) != 200}
+        if odd:
+            notes.append(f"traffic/{store}: auth-request got statuses {authz['statuses']}")
+        ok = authz["writes"] <= authz["write_bound"] and not authz["sql"].get(USER_DB) and not odd
+        (writes, user_sql, store_commands), me = cells
+        out.append(
+            f"| {store} | {writes} | {authz['write_bound']} | {user_sql} | {store_commands} | "
+            f"{', '.join(me)} | {_verdict(ok)} |"
+        )
+    return out
+
+
 def lookup(results: dict[str, Any]) -> list[str]:
     runs = results.get("lookup", {})
     sizes = sorted({int(s) for res in runs.values() for s in res.get("sizes", {})})
@@ -161,7 +251,7 @@ def render(results: dict[str, Any]) -> str:
     """Return the whole report as markdown."""
     notes: list[str] = list(results.get("notes", []))
     lines = header(results) + throughput(results, notes) + traffic(results, notes)
-    lines += lookup(results)
+    lines += forward_auth(results, notes) + lookup(results)
     if notes:
         lines += ["", "## Notes", ""] + [f"- {n}" for n in dict.fromkeys(notes)]
     return "\n".join(lines)

@@ -1,8 +1,10 @@
 """Store traffic: writes per authenticated read-only request, records per anonymous one.
 
 In-process, counted at the store (not timed): one logged-in session sends
-``n`` ``GET /api/me``; then ``n`` anonymous ``GET /api/csrf`` and ``n``
-anonymous ``GET /`` (no cookie at all, as a flood would).
+``n`` ``GET /api/me``, then (coatcheck only) ``n`` ``GET /api/authz/auth-request``
+(:mod:`.forwardauth`); then ``n`` anonymous ``GET /api/csrf`` and ``n``
+anonymous ``GET /`` (no cookie at all, as a flood would). Every segment also
+counts the SQL statements sent to each SQLite file.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import redisdb
+from . import forwardauth, redisdb
 from .apps import AppSpec, specs
 from .clients import InProcess, headers, log_in
 from .common import BenchError, log
@@ -28,7 +30,12 @@ class Plan:
     seconds: float  # per segment, at most
 
 
-SEGMENTS = (("me", "/api/me", True), ("anon_csrf", "/api/csrf", False), ("anon_root", "/", False))
+SEGMENTS = (
+    ("me", "/api/me", True),
+    (forwardauth.NAME, forwardauth.PATH, True),  # coatcheck only
+    ("anon_csrf", "/api/csrf", False),
+    ("anon_root", "/", False),
+)
 
 
 def measure(
@@ -65,12 +72,21 @@ def _one(
             raise BenchError("no store write was counted while logging in: counters broken?")
         out: dict[str, Any] = {"sessions": 1, "login_writes": login_writes}
         for segment, path, authenticated in SEGMENTS:
+            if segment == forwardauth.NAME:
+                if spec.name != "coatcheck":
+                    continue
+                forwardauth.check(client, cookie, f"coatcheck/{spec.store}/traffic")
+                hdrs = forwardauth.request_headers(cookie)
+            else:
+                hdrs = headers(cookie if authenticated else None)
             before = counter.take()
-            hdrs = headers(cookie if authenticated else None)
             sent = _send(client, path, hdrs, plan.requests, plan.seconds)
             out[segment] = {**sent, **counter.since(before)}
     # A read-only request may touch its session at most once a minute.
-    out["me"]["write_bound"] = out["sessions"] * max(1, math.ceil(out["me"]["seconds"] / 60))
+    for segment in ("me", forwardauth.NAME):
+        if segment in out:
+            minutes = max(1, math.ceil(out[segment]["seconds"] / 60))
+            out[segment]["write_bound"] = out["sessions"] * minutes
     return out
 
 
@@ -102,17 +118,19 @@ class _Counter:
         self.monitor = monitor if spec.redis_db is not None else None
         self.db = dbs[spec.redis_db] if spec.redis_db is not None else None
 
-    def take(self) -> tuple[Counter[str], int, int, int]:
-        """Return a snapshot: SQLite statements, records, and a MONITOR mark."""
+    def take(self) -> tuple[Counter[str], int, int, int, Counter[str]]:
+        """Return a snapshot: SQLite writes, records, a MONITOR mark, SQLite statements."""
         keys = self.db.size() if self.db else 0
         mark = self.monitor.mark() if self.monitor else 0
-        return self.sql.snapshot(), self.sql.rows(self.folder), keys, mark
+        rows = self.sql.rows(self.folder)
+        return self.sql.snapshot(), rows, keys, mark, self.sql.statements_snapshot()
 
-    def since(self, before: tuple[Counter[str], int, int, int]) -> dict[str, Any]:
-        """Return the writes and records since the snapshot ``before``."""
-        statements, rows, keys, mark = before
-        sql_writes = self.sql.snapshot() - statements
+    def since(self, before: tuple[Counter[str], int, int, int, Counter[str]]) -> dict[str, Any]:
+        """Return the writes, records and SQL statements since the snapshot ``before``."""
+        writes, rows, keys, mark, statements = before
+        sql_writes = self.sql.snapshot() - writes
         out: dict[str, Any] = {"sqlite_writes": dict(sql_writes)}
+        out["sql"] = dict(self.sql.statements_snapshot() - statements)
         out["records"] = self.sql.rows(self.folder) - rows
         out["writes"] = sum(sql_writes.values())
         if self.db and self.monitor:
