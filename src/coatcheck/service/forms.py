@@ -61,3 +61,10 @@ def form_error(template: str, message: str, status: int, **context: Any) -> Resp
     """Return ``template`` again with ``message`` (a plain sentence) and a 4xx ``status``."""
     flash(message, "error")
     return render_page(template, status, **context)
+
+
+def flash_here(target: str, message: str) -> None:
+    """Flash a success ``message`` unless the browser goes on to another site (``target``
+    an absolute ``rd``): it would wait there for the user's next visit to the portal."""
+    if not target or target.startswith("/"):
+        flash(message, "success")

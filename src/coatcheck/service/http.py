@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
-from flask import Flask, Response
+from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from ..ext.errors import error_response
@@ -95,8 +96,34 @@ def allow_own_script(response: Response) -> Response:
     return response
 
 
+def allow_form_redirect(response: Response) -> Response:
+    """Let a page's forms end on the site that sent the user here (an after-request hook).
+
+    A login, second step or step-up form answers with a redirect to its
+    ``rd``, another origin; browsers hold that redirect to the page's CSP
+    ``form-action``. The page that carries a followed ``rd`` allows that one
+    origin, and no other.
+    """
+    if response.mimetype != "text/html" or not (
+        {"next", "rd"} & (request.args.keys() | request.form.keys())
+    ):
+        return response
+    from .authz import portal_next
+
+    target = portal_next()
+    if not target or target.startswith("/"):
+        return response
+    parts = urlsplit(target)
+    policy = response.headers.get("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+    response.headers["Content-Security-Policy"] = policy.replace(
+        "form-action 'self'", f"form-action 'self' {parts.scheme}://{parts.netloc}"
+    )
+    return response
+
+
 def install(app: Flask) -> None:
     """Install the error handlers and security headers on ``app``."""
+    app.after_request(allow_form_redirect)
     app.register_error_handler(HTTPException, _handle_http_error)
     app.register_error_handler(InternalServerError, _handle_server_error)
     app.wsgi_app = SecurityHeaders(app.wsgi_app)  # type: ignore[method-assign]

@@ -63,8 +63,8 @@ from . import security
 from .authz import portal_next
 from .filters import FILTERS
 from .filters import methods_filter as methods_filter  # re-exported
+from .forms import flash_here, render_page
 from .forms import form_error as _form_error
-from .forms import render_page
 from .forms import see_other as _see_other
 from .forms import sentence as _sentence
 from .forms import throttled as _throttled
@@ -231,7 +231,7 @@ def _password_step(target: str) -> ResponseReturnValue:
         return _throttled("login.html", exc, **context)
     pending = start_login(user, remember=bool(request.form.get("remember")))
     if pending is None:
-        flash(f"Welcome back, {user.username}.", "success")
+        flash_here(target, f"Welcome back, {user.username}.")
         return redirect(target or url_for("pages.account"), 303)
     if pending.stage == ENROLMENT:
         flash("Your account must have a second factor. Set one up to finish logging in.", "warning")

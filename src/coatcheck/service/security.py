@@ -44,7 +44,7 @@ from ..ext.factors import (
 from ..ext.login import session_assurance
 from ..ext.session import request_client
 from .authz import asked_by, portal_next
-from .forms import no_store, render_page, see_other, throttled
+from .forms import flash_here, no_store, render_page, see_other, throttled
 
 blueprint = Blueprint("security", __name__)
 
@@ -97,7 +97,7 @@ def second_step(target: str) -> ResponseReturnValue:
     except InvalidCredentials:
         flash("This account cannot log in now.", "error")
         return see_other("pages.login")
-    flash(f"Welcome back, {user.username}.", "success")
+    flash_here(target, f"Welcome back, {user.username}.")
     return redirect(target or url_for("pages.account"), 303)
 
 
@@ -338,7 +338,7 @@ def reauth() -> ResponseReturnValue:
         return reauth_page(401, method)
     except Throttled as exc:
         return throttled("reauth.html", exc, **_reauth_context(method))
-    flash("Thank you. You can go on.", "success")
+    flash_here(target, "Thank you. You can go on.")
     return redirect(target or url_for("pages.account"), 303)
 
 
