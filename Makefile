@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip install -q --disable-pip-version-check
 
-.PHONY: run test lint typecheck unit docs chromium nginx wrk bench load fuzz mutate clean
+.PHONY: run test lint typecheck unit docs chromium nginx caddy wrk bench load fuzz mutate clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -54,8 +54,18 @@ nginx:
 	      DEBIAN_FRONTEND=noninteractive apt-get install -y -q nginx-light >/dev/null; }; \
 	  else echo "nginx is missing: the nginx recipe test will skip (apt-get install nginx-light)"; fi; }
 
+# The proxy tests run docs/proxies/Caddyfile with Caddy itself (Debian's caddy).
+caddy:
+	@command -v caddy >/dev/null 2>&1 || [ -x /usr/bin/caddy ] || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing caddy with apt-get"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q caddy >/dev/null 2>&1 || \
+	    { DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null && \
+	      DEBIAN_FRONTEND=noninteractive apt-get install -y -q caddy >/dev/null; }; \
+	  else echo "caddy is missing: the Caddy proxy tests will skip (apt-get install caddy)"; fi; }
+
 # The docs extra too: tests/docs builds the site (and must not skip under CI=true).
-unit: $(VENV)/.installed-test $(VENV)/.installed-docs chromium nginx
+unit: $(VENV)/.installed-test $(VENV)/.installed-docs chromium nginx caddy
 	$(BIN)/pytest
 
 # The documentation site (Sphinx), warnings as errors: open build/docs/index.html.
