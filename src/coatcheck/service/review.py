@@ -37,7 +37,8 @@ def review(config: Mapping[str, Any], settings: Settings) -> list[Finding]:
             (
                 "warning",
                 "serve over HTTPS in production (TLS at the proxy, and "
-                "COATCHECK_TRUSTED_PROXIES=1 so the app sees https); browsers "
+                "COATCHECK_TRUSTED_PROXIES naming the proxy, e.g. 127.0.0.1/32, so the app sees "
+                "https); browsers "
                 "accept Secure cookies over plain HTTP only from localhost",
             )
         )
