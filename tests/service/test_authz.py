@@ -8,6 +8,7 @@ subrequest is a cookieless client sending what the proxy sends: the
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -93,10 +94,8 @@ def app(make_sso: Callable[..., Flask]) -> Iterator[Flask]:
     CoatCheck.state(app).close()
 
 
-@pytest.fixture(scope="module")
-def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flask]:
-    """One app for the many tests that only ask questions (bad headers, methods...)."""
-    folder = tmp_path_factory.mktemp("authz")
+def sso_app(folder: Path, **config: Any) -> Flask:
+    """Return a forward-auth app of its own in ``folder`` (for module-scoped fixtures)."""
     app = create_app(
         {
             "TESTING": True,
@@ -105,10 +104,18 @@ def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flask]:
             "COATCHECK_STORE_URL": "memory://",
             "COATCHECK_DATABASE_URL": f"sqlite:///{folder / 'users.db'}",
             **CONFIG,
+            **config,
         }
     )
     CoatCheck.state(app).hasher = PasswordHasher.fast_for_tests()
-    yield timed(app, ManualClock())
+    return timed(app, ManualClock())
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flask]:
+    """One app for the many tests that only ask questions (bad headers, methods...)."""
+    app = sso_app(tmp_path_factory.mktemp("authz"))
+    yield app
     CoatCheck.state(app).close()
 
 
