@@ -96,6 +96,10 @@ def allow_own_script(response: Response) -> Response:
     return response
 
 
+#: The pages whose form may end on another site: a login (its second step too), a step-up.
+FORM_REDIRECT_PAGES = frozenset({"pages.login", "security.reauth"})
+
+
 def allow_form_redirect(response: Response) -> Response:
     """Let a page's forms end on the site that sent the user here (an after-request hook).
 
@@ -104,9 +108,7 @@ def allow_form_redirect(response: Response) -> Response:
     ``form-action``. The page that carries a followed ``rd`` allows that one
     origin, and no other.
     """
-    if response.mimetype != "text/html" or not (
-        {"next", "rd"} & (request.args.keys() | request.form.keys())
-    ):
+    if request.endpoint not in FORM_REDIRECT_PAGES or response.mimetype != "text/html":
         return response
     from .authz import portal_next
 
