@@ -210,6 +210,18 @@ def test_identity_headers_of_a_user_without_roles_or_email(app: Flask) -> None:
     assert answer.headers["Remote-Email"] == ""
 
 
+@pytest.mark.parametrize("email", ["jos\u00e9@example.org", "\u674e@\u4f8b\u5b50.\u4e2d\u56fd"])
+def test_a_non_ascii_email_is_sent_as_utf_8_bytes(shared: Flask, email: str) -> None:
+    """WSGI writes header values as Latin-1: a value that is not would fail in the server."""
+    name = f"user{len(email)}"
+    session = logged_in(shared, name, email=email).session()
+    answer = auth_request(shared, "https://app.example.com/", session)
+    assert answer.status_code == 200
+    for value in answer.headers.values():
+        value.encode("latin-1")
+    assert answer.headers["Remote-Email"].encode("latin-1").decode("utf-8") == email
+
+
 def test_anonymous_auth_request_is_401_with_the_portal_and_the_url_intact(app: Flask) -> None:
     url = "https://app.example.com/a%20b/c?y=1&z=%2F&w=a+b"
     answer = auth_request(app, url)

@@ -229,7 +229,18 @@ def _identify(response: Response, who: Who) -> None:
         email = str(current_session().peek_meta().get("email") or "")
     values = (who.username, ",".join(sorted(who.roles)), email, who.username)
     for name, value in zip(IDENTITY_HEADERS, values, strict=True):
-        response.headers[name] = value
+        response.headers[name] = _header_text(value)
+
+
+def _header_text(value: str) -> str:
+    """Return ``value`` as a WSGI header value: its UTF-8 bytes, one character each.
+
+    WSGI servers write header values as Latin-1; an address like ``李@例子.中国``
+    would fail there (a 500 for the proxy). Its UTF-8 bytes are what proxies pass on
+    and applications read.
+    """
+    text = "".join(c for c in value if c >= " " and c != "\x7f")
+    return text.encode("utf-8").decode("latin-1")
 
 
 def _json(status: int, body: dict[str, str]) -> Response:
