@@ -41,6 +41,7 @@ __all__ = [
     "ALLOW",
     "FORBIDDEN",
     "LOGIN",
+    "MAX_URL_LENGTH",
     "POLICIES",
     "STEP_UP",
     "AccessRules",

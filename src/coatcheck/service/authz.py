@@ -25,6 +25,7 @@ from ..auth.access import (
     ALLOW,
     FORBIDDEN,
     LOGIN,
+    MAX_URL_LENGTH,
     AccessRules,
     Target,
     Who,
@@ -159,6 +160,8 @@ def _forwarded_target() -> Target:
     if "," in host_header or "," in scheme:
         raise BadHeaders("X-Forwarded-Host and X-Forwarded-Proto take one value each")
     url = f"{scheme}://{host_header}{uri}"
+    if len(url) > MAX_URL_LENGTH:  # as for X-Original-URL: no regex runs over more
+        raise BadHeaders("X-Forwarded-URI is too long")
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - a port that is not a number raises
