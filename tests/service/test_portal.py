@@ -347,3 +347,11 @@ def test_the_session_cookie_reaches_the_protected_site(app: Flask) -> None:
     cookie = browser.client.get_cookie(SESSION, domain="example.com")
     assert cookie is not None and cookie.domain in ("example.com", ".example.com")
     assert auth_request(app, RD, cookie.value).headers["Remote-User"] == "alice"
+
+
+def test_an_rd_with_markup_is_escaped_on_the_page(shared: Flask) -> None:
+    rd = 'https://app.example.com/x?a="><script>alert(1)</script>'
+    html = text(Page(shared).page(login_page(rd)))
+    assert "<script>alert(1)" not in html
+    [form] = [f for f in forms(html) if f["action"] == "/login"]
+    assert form["fields"]["next"] == rd  # kept, as text
