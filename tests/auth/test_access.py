@@ -16,10 +16,10 @@ from coatcheck.auth.access import (
     AccessRules,
     Target,
     Who,
-    backtracking_risk,
     parse_target,
 )
 from coatcheck.core.errors import ConfigurationError
+from coatcheck.core.regexes import backtracking_risk
 
 ALICE = Who("alice", frozenset({"staff"}), 1)
 ALICE_AAL2 = Who("alice", frozenset({"staff"}), 2)
@@ -420,9 +420,11 @@ def test_two_factor_needs_aal_2() -> None:
     assert decide(access, url) == LOGIN
     assert decide(access, url, ALICE) == STEP_UP
     assert decide(access, url, ALICE_AAL2) == ALLOW
-    decision = access.decide(parse_target("GET", url), None, Loader(ALICE))
+    decision = access.decide(parse_target("GET", url), None, Loader(ALICE), explain=True)
     assert decision.who == ALICE and decision.rule is access.rules[0]
     assert "rule 1" in decision.source and decision.trail[-1].endswith("matches")
+    # A request's decision does without the explanation.
+    assert access.decide(parse_target("GET", url), None, Loader(ALICE)).trail == ()
 
 
 def test_the_user_is_loaded_at_most_once_and_never_for_a_bypass() -> None:

@@ -433,6 +433,9 @@ def test_a_header_sent_twice_is_refused(app: Flask) -> None:
         ]
     )
     assert proxy(app).get(AUTH_REQUEST, headers=methods).status_code == 400
+    # A server may join the two values with a bare comma.
+    joined = {"X-Original-URL": "https://public.example.com/,https://admin.example.com/"}
+    assert proxy(app).get(AUTH_REQUEST, headers=joined).status_code == 400
 
 
 @pytest.mark.parametrize(

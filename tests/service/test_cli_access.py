@@ -100,7 +100,7 @@ def test_method_and_address_decide(rules_file: Path) -> None:
         "--method",
         "post",
     )
-    assert posted.startswith("POST ") and "the method is not POST" in posted
+    assert posted.startswith("POST ") and "POST is not among its methods" in posted
     elsewhere = run("access", "check", "--url", "https://example.org/")
     assert elsewhere.splitlines()[-1] == "decision: denied (403), by default_policy (deny)"
 

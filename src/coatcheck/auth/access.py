@@ -27,6 +27,7 @@ it, the logged-in user (which the caller loads from the session: no SQL).
 from __future__ import annotations
 
 import difflib
+import functools
 import ipaddress
 import re
 import unicodedata
@@ -36,6 +37,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from ..core.errors import ConfigurationError
+from ..core.regexes import backtracking_risk
 
 __all__ = [
     "ALLOW",
@@ -64,6 +66,9 @@ _TABLE_KEYS = ("default_policy", "rules")
 MAX_URL_LENGTH = 8192
 _LABEL = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
 _METHOD = re.compile(r"[A-Z][A-Z0-9_-]{0,31}")
+#: Anything but printable ASCII: spaces, control characters, non-ASCII.
+_UNPRINTABLE = re.compile(r"[^\x21-\x7e]")
+_DOT_SEGMENT = re.compile(r"/\.\.?(?:/|$)")
 _NAME = re.compile(r"[^\s,]{1,128}")
 
 
@@ -185,9 +190,13 @@ class AccessRules:
         target: Target,
         client_ip: str | None,
         load_who: Callable[[], Who | None],
+        *,
+        explain: bool = False,
     ) -> Decision:
         """Decide ``target`` from ``client_ip``; ``load_who`` is called at most once, and
-        only when a rule or the policy needs the user."""
+        only when a rule or the policy needs the user. With ``explain``, the decision's
+        :attr:`~Decision.trail` says why each rule matched or not (``coatcheck access
+        check``); a request does without."""
         loaded: list[Who | None] = []
 
         def who() -> Who | None:
@@ -197,30 +206,41 @@ class AccessRules:
 
         trail: list[str] = []
         if target.ambiguous is not None:
-            trail.append(f"refused before any rule: {target.ambiguous}")
+            if explain:
+                trail.append(f"refused before any rule: {target.ambiguous}")
             return Decision(FORBIDDEN, DENY, None, None, tuple(trail))
-        address = _address(client_ip)
+        address = _address(client_ip) if self._networks else None
         login_could_help = False
         for rule in self.rules:
             missed = _miss(rule, target, address)
             if missed is not None:
-                trail.append(f"{rule.describe()}: skipped, {missed}")
+                if explain:
+                    trail.append(f"{rule.describe()}: skipped, {missed()}")
                 continue
             if rule.subjects:
                 user = who()
                 if user is None:
-                    trail.append(f"{rule.describe()}: skipped, nobody is logged in")
+                    if explain:
+                        trail.append(f"{rule.describe()}: skipped, nobody is logged in")
                     login_could_help = login_could_help or rule.policy != DENY
                     continue
                 if not any(_in_group(user, group) for group in rule.subjects):
-                    trail.append(
-                        f"{rule.describe()}: skipped, {user.username} is not in the subject"
-                    )
+                    if explain:
+                        trail.append(
+                            f"{rule.describe()}: skipped, {user.username} is not in the subject"
+                        )
                     continue
-            trail.append(f"{rule.describe()}: matches")
+            if explain:
+                trail.append(f"{rule.describe()}: matches")
             return self._apply(rule.policy, rule, who, login_could_help, trail)
-        trail.append(f"no rule matches: default_policy {self.default_policy}")
+        if explain:
+            trail.append(f"no rule matches: default_policy {self.default_policy}")
         return self._apply(self.default_policy, None, who, login_could_help, trail)
+
+    @functools.cached_property
+    def _networks(self) -> bool:
+        """Tell whether any rule looks at the client's address."""
+        return any(rule.networks for rule in self.rules)
 
     @staticmethod
     def _apply(
@@ -283,7 +303,7 @@ def parse_target(method: str, url: str) -> Target:
     """
     if not url or len(url) > MAX_URL_LENGTH:
         raise ValueError("the URL is empty or too long")
-    if not url.isascii() or any(c.isspace() or ord(c) < 0x20 or ord(c) == 0x7F for c in url):
+    if _UNPRINTABLE.search(url) is not None:
         raise ValueError("the URL holds spaces, control or non-ASCII characters")
     try:
         parts = urlsplit(url)
@@ -308,18 +328,22 @@ def target_of(method: str, scheme: str, host: str, path: str, query: str, url: s
         raise ValueError("the method is not an HTTP method")
     if not path.startswith("/"):
         raise ValueError("the path must start with /")
-    decoded = unquote(path)
+    decoded = unquote(path) if "%" in path else path
     why = None
-    if "%" in decoded and unquote(decoded) != decoded:
+    if decoded is path:
+        pass  # printable ASCII, nothing encoded: only a backslash or a dot segment is left
+    elif "%" in decoded and unquote(decoded) != decoded:
         why = "the path is percent-encoded twice"
     elif not _utf8(path):
         why = "the path's percent-encoding is not UTF-8 (an overlong dot, say)"
     elif "?" in decoded:
         # The resources see "path?query": an encoded ? would fake the boundary.
         why = "the path holds an encoded ? (%3F)"
-    elif "\\" in decoded or any(unicodedata.category(c) == "Cc" for c in decoded):
-        why = "the path holds a backslash or a control character once decoded"
-    elif any(segment in (".", "..") for segment in decoded.split("/")):
+    elif any(unicodedata.category(c) == "Cc" for c in decoded):
+        why = "the path holds a control character once decoded"
+    if why is None and "\\" in decoded:
+        why = "the path holds a backslash"
+    elif why is None and "." in decoded and _DOT_SEGMENT.search(decoded) is not None:
         why = "the path holds a dot segment (. or ..)"
     folded = re.sub(r"/{2,}", "/", decoded)
     resource = f"{folded}?{query}" if query else folded
@@ -492,126 +516,6 @@ def _method(value: str, where: str) -> str:
     return method
 
 
-def backtracking_risk(pattern: str) -> str | None:
-    """Return why ``pattern`` risks catastrophic backtracking, or ``None``.
-
-    Python's ``re`` backtracks, so some patterns take exponential (or high
-    polynomial) time on a path made to hit them; a rule is searched against
-    paths of up to :data:`MAX_URL_LENGTH` characters an attacker chooses. The
-    shapes refused are the classic ones:
-
-    - a repeat inside a repeat: ``(a+)+``, ``(\\w*)*``, ``(.*a){20}``, ``(a?){30}``;
-    - alternatives that can start alike, inside a repeat: ``(a|a)*``, ``(a|ab)*``;
-    - three or more repeats of "anything" in a row (an unanchored pattern
-      counts one more, for the places the search starts): ``.*a.*b``.
-
-    It errs on the side of refusing: a refused pattern can always be written
-    another way (``[^/]+`` instead of ``.+`` between slashes, say).
-    """
-    from re import _parser  # type: ignore[attr-defined]
-
-    try:
-        items = list(_parser.parse(pattern))
-    except re.error:
-        return None
-    found = _nested_repeat(items, _parser, outer_multi=False, outer_unbounded=False)
-    if found is not None:
-        return found
-    anchored = bool(items) and items[0] == (_parser.AT, _parser.AT_BEGINNING_STRING)
-    anchored = anchored or (bool(items) and items[0] == (_parser.AT, _parser.AT_BEGINNING))
-    if _wide_in_a_row(items, _parser) + (0 if anchored else 1) >= 3:
-        return "three repeats of any character in a row"
-    return None
-
-
-def _repeats(parser: Any) -> tuple[Any, ...]:
-    possessive = getattr(parser, "POSSESSIVE_REPEAT", None)
-    return (parser.MAX_REPEAT, parser.MIN_REPEAT) + ((possessive,) if possessive else ())
-
-
-def _unbounded(high: int, parser: Any) -> bool:
-    return bool(high == parser.MAXREPEAT or high > 16)
-
-
-def _nested_repeat(
-    items: Iterable[Any], parser: Any, *, outer_multi: bool, outer_unbounded: bool
-) -> str | None:
-    for op, arg in items:
-        found: str | None = None
-        if op in _repeats(parser):
-            low, high, body = arg
-            unbounded = _unbounded(high, parser)
-            if (unbounded and outer_multi) or (outer_unbounded and low != high):
-                return "a repeat inside a repeat"
-            found = _nested_repeat(
-                list(body),
-                parser,
-                outer_multi=outer_multi or high > 1,
-                outer_unbounded=outer_unbounded or unbounded,
-            )
-        elif op == parser.SUBPATTERN:
-            found = _nested_repeat(
-                list(arg[-1]), parser, outer_multi=outer_multi, outer_unbounded=outer_unbounded
-            )
-        elif op == parser.BRANCH:
-            branches = [list(branch) for branch in arg[1]]
-            if outer_unbounded and _overlapping(branches, parser):
-                return "alternatives that can match alike, inside a repeat"
-            for branch in branches:
-                found = found or _nested_repeat(
-                    branch, parser, outer_multi=outer_multi, outer_unbounded=outer_unbounded
-                )
-        elif op in (parser.ASSERT, parser.ASSERT_NOT):
-            found = _nested_repeat(
-                list(arg[1]), parser, outer_multi=outer_multi, outer_unbounded=outer_unbounded
-            )
-        if found is not None:
-            return found
-    return None
-
-
-def _overlapping(branches: list[list[Any]], parser: Any) -> bool:
-    """Tell whether two of ``branches`` may start with the same character (or one is
-    empty): unless each starts with a literal of its own, assume so."""
-    firsts = []
-    for branch in branches:
-        if not branch or branch[0][0] != parser.LITERAL:
-            return True
-        firsts.append(branch[0][1])
-    return len(set(firsts)) != len(firsts)
-
-
-def _wide_in_a_row(items: Iterable[Any], parser: Any) -> int:
-    """Return how many unbounded repeats of (nearly) any character follow one another
-    in ``items`` (the most along any branch)."""
-    count = 0
-    for op, arg in items:
-        if op in _repeats(parser):
-            if _unbounded(arg[1], parser) and _wide(list(arg[2]), parser):
-                count += 1
-        elif op == parser.SUBPATTERN:
-            count += _wide_in_a_row(list(arg[-1]), parser)
-        elif op == parser.BRANCH:
-            count += max(_wide_in_a_row(list(branch), parser) for branch in arg[1])
-    return count
-
-
-def _wide(body: list[Any], parser: Any) -> bool:
-    """Tell whether a repeat's ``body`` is one item that matches nearly any character
-    (``.``, ``\\S``, ``[\\s\\S]``)."""
-    while len(body) == 1 and body[0][0] == parser.SUBPATTERN:
-        body = list(body[0][1][-1])
-    if len(body) != 1:
-        return False
-    op, arg = body[0]
-    if op == parser.ANY:
-        return True
-    # Not a negated class: [^/]+ between slashes cannot overlap its neighbours.
-    return op == parser.IN and any(
-        item[0] == parser.CATEGORY and "NOT" in str(item[1]) for item in arg
-    )
-
-
 def _never_matching(rules: Sequence[Rule]) -> Iterable[str]:
     """Say which rules can never match: an earlier rule with no condition besides its
     domains covers all of theirs."""
@@ -654,16 +558,17 @@ def _address(client_ip: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Add
 
 def _miss(
     rule: Rule, target: Target, address: ipaddress.IPv4Address | ipaddress.IPv6Address | None
-) -> str | None:
-    """Return why ``rule`` does not match ``target`` (subjects aside), or ``None``."""
+) -> Callable[[], str] | None:
+    """Return how to say why ``rule`` does not match ``target`` (subjects aside), or
+    ``None`` when it does."""
     if not rule.matches_host(target.host):
-        return f"the domain is not {target.host}"
+        return lambda: f"{target.host} is not among its domains"
     if rule.methods and target.method not in rule.methods:
-        return f"the method is not {target.method}"
+        return lambda: f"{target.method} is not among its methods"
     if rule.networks and (address is None or not any(address in n for n in rule.networks)):
-        return f"the client address {address or '(unknown)'} is in none of its networks"
+        return lambda: f"the client address {address or '(unknown)'} is in none of its networks"
     if rule.resources and not any(p.search(target.resource) for p in rule.resources):
-        return f"no resource matches {target.resource}"
+        return lambda: f"no resource matches {target.resource}"
     return None
 
 

@@ -16,6 +16,7 @@ send the browser back to (:func:`follow`).
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -52,6 +53,7 @@ RULES_KEY = "coatcheck.access"
 ACCESS_KEY = "COATCHECK_ACCESS_CONTROL"
 #: Every method a proxy may ask with (nginx's subrequest keeps the original one).
 METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+_JOINED_URLS = re.compile(r",\s*https?://", re.IGNORECASE)
 #: The identity headers of an allowed request.
 IDENTITY_HEADERS = ("Remote-User", "Remote-Groups", "Remote-Email", "Remote-Name")
 
@@ -133,7 +135,10 @@ def _refuse_headers(message: str) -> Response:
 def _one(name: str, *, optional: bool = False) -> str:
     """Return the one value of header ``name``; a missing (unless ``optional``), repeated
     or empty one is :class:`BadHeaders`."""
-    values = request.headers.getlist(name)
+    # The WSGI server has already joined a repeated header into one value (with a
+    # comma), which no header read here accepts: a URL or method with ", " is refused.
+    raw = request.environ.get("HTTP_" + name.upper().replace("-", "_"))
+    values = [] if raw is None else [raw]
     if not values and optional:
         return ""
     if len(values) != 1 or not values[0].strip():
@@ -144,6 +149,8 @@ def _one(name: str, *, optional: bool = False) -> str:
 
 def target_from_url(method: str, url: str) -> Target:
     """Return the target of ``method`` (the request's own when empty) on ``url``."""
+    if _JOINED_URLS.search(url):  # two headers a server joined with a comma
+        raise BadHeaders("the X-Original-URL header is sent more than once")
     try:
         return parse_target(method or request.method, url)
     except ValueError as exc:

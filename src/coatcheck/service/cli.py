@@ -457,7 +457,7 @@ def access_check(
         f"{target.method} {url} from {address or 'an unknown address'} "
         f"as {who.username + roles if who else 'nobody (not logged in)'}"
     )
-    decision = rules.decide(target, address, lambda: who)
+    decision = rules.decide(target, address, lambda: who, explain=True)
     for line in decision.trail:
         click.echo(f"  {line}")
     source = f"rule {decision.rule.number}" if decision.rule else "default_policy"
