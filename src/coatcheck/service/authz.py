@@ -133,18 +133,17 @@ def _refuse_headers(message: str) -> Response:
 
 
 def _one(name: str, *, optional: bool = False) -> str:
-    """Return the one value of header ``name``; a missing (unless ``optional``), repeated
-    or empty one is :class:`BadHeaders`."""
+    """Return the value of header ``name``; a missing (unless ``optional``) or empty one
+    is :class:`BadHeaders`."""
     # The WSGI server has already joined a repeated header into one value (with a
     # comma), which no header read here accepts: a URL or method with ", " is refused.
     raw = request.environ.get("HTTP_" + name.upper().replace("-", "_"))
-    values = [] if raw is None else [raw]
-    if not values and optional:
+    if raw is None and optional:
         return ""
-    if len(values) != 1 or not values[0].strip():
-        state = "missing" if not values else "sent more than once" if len(values) > 1 else "empty"
-        raise BadHeaders(f"the {name} header is {state}")
-    return values[0].strip()
+    value = str(raw or "").strip()
+    if not value:
+        raise BadHeaders(f"the {name} header is {'missing' if raw is None else 'empty'}")
+    return value
 
 
 def target_from_url(method: str, url: str) -> Target:
