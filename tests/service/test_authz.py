@@ -25,7 +25,7 @@ from coatcheck.core.passwords import PasswordHasher
 from coatcheck.service import create_app
 
 from ..conftest import TEST_SECRET_KEY
-from ..ext.helpers import set_cookies
+from ..ext.helpers import https_client, set_cookies
 from .conftest import PASSWORD, add_user
 from .test_second_factor import TotpBrowser
 from .test_tokens import timed
@@ -689,12 +689,28 @@ def test_the_session_cookie_is_secure_with_the_domain_and_deleted_alike(app: Fla
     assert "domain" not in remember.attributes and "secure" in remember.attributes
     portal.token = login.json["csrf_token"]  # type: ignore[index]
     logout = portal.post("/api/logout")
-    deleted = {c.name: c for c in set_cookies(logout)}[SESSION]
+    deleted, host_only = [c for c in set_cookies(logout) if c.name == SESSION]
     assert deleted.value == ""
     assert deleted.attributes["domain"] == "example.com"
     assert deleted.attributes["path"] == "/"
     assert "secure" in deleted.attributes and "httponly" in deleted.attributes
     assert deleted.attributes.get("samesite") == session.attributes.get("samesite")
+    # A host-only cookie of the same name, which would make every request carry two
+    # session cookies (no session), is deleted too.
+    assert host_only.value == "" and "domain" not in host_only.attributes
+
+
+def test_a_stale_host_only_cookie_beside_the_domain_one_is_cleared(app: Flask) -> None:
+    portal = Portal(app)
+    add_user(app, "alice")
+    portal.csrf()
+    login = portal.post("/api/login", {"username": "alice", "password": PASSWORD})
+    session = {c.name: c for c in set_cookies(login)}[SESSION].value
+    twice = f"{SESSION}=stale; {SESSION}={session}"
+    answer = https_client(app, use_cookies=False).get("/api/me", headers={"Cookie": twice})
+    assert answer.status_code == 401
+    cleared = [c for c in set_cookies(answer) if c.name == SESSION]
+    assert {c.attributes.get("domain") for c in cleared} == {"example.com", None}
 
 
 def test_the_csrf_cookie_stays_host_only(app: Flask) -> None:

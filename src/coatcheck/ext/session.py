@@ -325,6 +325,11 @@ class ServerSessionInterface(SessionInterface):
         response.delete_cookie(
             settings.session_cookie_name, **cookie_attributes(settings, session=True)
         )
+        if settings.cookie_domain:
+            # A host-only cookie of the same name (from before the cookie domain, or
+            # tossed by a sibling site) would be sent beside the domain one for ever,
+            # and two cookies of one name are no session: delete that one too.
+            response.delete_cookie(settings.session_cookie_name, **cookie_attributes(settings))
 
 
 def current_session() -> ServerSession:
