@@ -103,6 +103,9 @@ def test_method_and_address_decide(rules_file: Path) -> None:
     assert posted.startswith("POST ") and "POST is not among its methods" in posted
     elsewhere = run("access", "check", "--url", "https://example.org/")
     assert elsewhere.splitlines()[-1] == "decision: denied (403), by default_policy (deny)"
+    dotted = run("access", "check", "--url", "https://app.example.com/public/%2e%2e/admin/")
+    assert "refused before any rule: the path holds a dot segment" in dotted
+    assert dotted.splitlines()[-1] == "decision: denied (403), by the path check (deny)"
 
 
 def test_bad_input_is_a_clear_error(rules_file: Path, tmp_path: Path) -> None:

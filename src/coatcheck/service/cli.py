@@ -460,7 +460,13 @@ def access_check(
     decision = rules.decide(target, address, lambda: who, explain=True)
     for line in decision.trail:
         click.echo(f"  {line}")
-    source = f"rule {decision.rule.number}" if decision.rule else "default_policy"
+    source = (
+        f"rule {decision.rule.number}"
+        if decision.rule
+        else "the path check"
+        if target.ambiguous
+        else "default_policy"
+    )
     outcome = {
         "allow": "allowed",
         "login": "sent to log in (401 / redirect to the portal)",
