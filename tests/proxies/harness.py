@@ -7,9 +7,7 @@ addresses, and checks each change happened.
 
 from __future__ import annotations
 
-import datetime
 import http.client
-import ipaddress
 import json
 import shutil
 import signal
@@ -29,11 +27,8 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import pyotp
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from ..certs import write_certificate
 from ..conftest import free_port, unavailable, wait_for_port
 from ..service.served import Served, serve
 
@@ -93,39 +88,7 @@ IDENTITY = ("remote-user", "remote-groups", "remote-email", "remote-name")
 def make_certificate(folder: Path) -> tuple[Path, Path]:
     """Write a throwaway self-signed certificate for the example.com names; return
     the paths of the certificate (its own authority) and of the key."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "example.com test")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(hours=1))
-        .not_valid_after(now + datetime.timedelta(days=2))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName(n) for n in NAMES]
-                + [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-            ),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    folder.mkdir(parents=True, exist_ok=True)
-    cert_path, key_path = folder / "cert.pem", folder / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path
+    return write_certificate(folder, common_name="example.com test", dns_names=NAMES)
 
 
 # -- the protected applications -----------------------------------------------------------

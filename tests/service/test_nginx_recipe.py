@@ -15,16 +15,15 @@ import shutil
 import signal
 import socket
 import subprocess
-import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from ..conftest import free_port, unavailable, wait_for_port
+from ..proxies.harness import EchoApp, Seen
+from ..proxies.harness import echo_app as start_echo_app
 from .served import HttpClient, Served, serve
 
 README = Path(__file__).parents[2] / "README.md"
@@ -62,58 +61,10 @@ def local_recipe(nginx_port: int, coatcheck_port: int, app_port: int) -> str:
     )
 
 
-@dataclass
-class Seen:
-    """One request as the application received it."""
-
-    method: str
-    path: str
-    headers: list[tuple[str, str]]
-    body: bytes
-
-    def values(self, name: str) -> list[str]:
-        return [v for k, v in self.headers if k.lower() == name.lower()]
-
-
-@dataclass
-class EchoApp:
-    """The protected application: records each request, answers its headers as JSON."""
-
-    port: int
-    seen: list[Seen] = field(default_factory=list)
-
-
-def _echo_handler(app: EchoApp) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def _answer(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length) if length else b""
-            app.seen.append(Seen(self.command, self.path, list(self.headers.items()), body))
-            data = json.dumps({"headers": list(self.headers.items())}).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        do_GET = do_POST = _answer
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    return Handler
-
-
 @pytest.fixture
 def echo_app() -> Iterator[EchoApp]:
-    app = EchoApp(free_port())
-    server = ThreadingHTTPServer(("127.0.0.1", app.port), _echo_handler(app))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield app
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=10)
+    with start_echo_app("app") as app:
+        yield app
 
 
 @dataclass

@@ -112,7 +112,10 @@ def allow_form_redirect(response: Response) -> Response:
         return response
     from .authz import portal_next
 
-    target = portal_next()
+    try:
+        target = portal_next()
+    except HTTPException:  # the form itself was refused (413): this is its error page
+        return response
     if not target or target.startswith("/"):
         return response
     parts = urlsplit(target)

@@ -1,8 +1,9 @@
-"""docs/proxies/nginx.conf run for real: nginx in front of ``coatcheck serve``.
+"""docs/proxies run for real: nginx and Caddy, each in front of ``coatcheck serve``.
 
-One stack for the module (conftest): nginx with the docs' configuration on a free
-port, real TLS for auth/app/dash.example.com, coatcheck with the access rules
-of :data:`~.harness.RULES`, and two applications that record what they get.
+One stack per proxy for the session (conftest): the proxy with the docs'
+configuration on a free port, real TLS for auth/app/dash.example.com, coatcheck
+with the access rules of :data:`~.harness.RULES`, and two applications that
+record what they get. Every scenario runs through both.
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ from . import scenarios
 from .harness import Stack
 
 
-@pytest.fixture(scope="module")
-def stack(nginx_stack: Stack) -> Stack:
-    return nginx_stack
+@pytest.fixture(params=["nginx", "caddy"])
+def stack(request: pytest.FixtureRequest) -> Stack:
+    found: Stack = request.getfixturevalue(f"{request.param}_stack")
+    return found
 
 
 def test_an_anonymous_visitor_is_sent_to_the_portal(stack: Stack) -> None:
@@ -60,3 +62,8 @@ def test_forged_original_url_and_forwarded_headers_change_nothing(stack: Stack) 
 
 def test_the_portal_does_not_answer_proxy_questions(stack: Stack) -> None:
     scenarios.the_portal_does_not_answer_proxy_questions(stack)
+
+
+def test_a_script_is_answered_401_not_a_page(caddy_stack: Stack) -> None:
+    # Caddy's forward-auth: a client that is not loading a page gets 401, not a redirect.
+    scenarios.a_script_is_told_401(caddy_stack)
