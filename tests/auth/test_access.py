@@ -140,6 +140,8 @@ def test_an_unknown_table_key_suggests_the_known_one() -> None:
         r"(a?){30}a{30}",
         r"(a|a)*b",
         r"^(a|aa)+$",
+        r"^/p/(?:[a-z0-9]{1,16}-?){1,16}$",
+        r"^/(?:[a-z]{1,16}){1,16}$",
         r"(?:/[a-z]+)+$",
         r".*a.*x",
         r"^(.*)(.*)(.*)x$",
@@ -654,3 +656,22 @@ def test_an_admin_path_is_never_let_through_without_an_admin_at_aal_2(
         and outcome == ALLOW
     ):
         assert who is not None and "admin" in who.roles and who.aal >= 2
+
+
+@pytest.mark.parametrize("pattern", [r"(?<=/)admin", r"^/(?!public)", r"^/(a)\1$"])
+def test_what_re2_cannot_run_is_refused_at_start(pattern: str) -> None:
+    message = refused(
+        {"rules": [{"domain": "a.example.com", "policy": "deny", "resources": [pattern]}]}
+    )
+    assert "rule 1" in message and "RE2 syntax" in message
+
+
+def test_matching_takes_linear_time_whatever_the_pattern() -> None:
+    # Not a nested repeat, so the check lets it through; Python's re would take
+    # minutes over a path of 8,000 characters (cubic), RE2 takes microseconds.
+    access = rules(
+        {"domain": "a.example.com", "policy": "bypass", "resources": [r"^/api/\w+\w+\w+$"]}
+    )
+    url = "https://a.example.com/api/" + "a" * 8000 + "!"
+    assert decide(access, url) == FORBIDDEN
+    assert decide(access, "https://a.example.com/api/abc") == ALLOW

@@ -104,7 +104,8 @@ class Rule:
     number: int
     domains: tuple[str, ...]
     policy: str
-    resources: tuple[re.Pattern[str], ...] = ()
+    #: RE2 patterns (linear time); each has ``pattern`` and ``search``.
+    resources: tuple[Any, ...] = ()
     #: Any of these groups; a user matches a group holding all its entries.
     subjects: tuple[tuple[str, ...], ...] = ()
     networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
@@ -466,12 +467,20 @@ def _is_ip(text: str) -> bool:
     return True
 
 
-def _resource(value: str, where: str) -> re.Pattern[str]:
+def _resource(value: str, where: str) -> Any:
+    """Return ``value`` compiled by RE2: matching takes time linear in the path, whatever
+    the pattern (Python's ``re`` backtracks), and the syntax is Authelia's (Go's RE2)."""
+    import re2  # type: ignore[import-untyped]  # google-re2 ships no type hints
+
+    options = re2.Options()
+    options.log_errors = False  # the error is ours to tell, not a line on stderr
     try:
-        pattern = re.compile(value)
-    except re.error as exc:
+        pattern = re2.compile(value, options)
+    except re2.error as exc:
+        detail = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else exc
         raise ConfigurationError(
-            f"{where}: {value!r} is not a regular expression ({exc})"
+            f"{where}: {value!r} is not a regular expression in RE2 syntax ({detail}); "
+            "lookarounds and backreferences are not supported"
         ) from None
     risk = backtracking_risk(value)
     if risk is not None:

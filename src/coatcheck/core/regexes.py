@@ -1,9 +1,11 @@
 """Which regular expressions risk catastrophic backtracking.
 
 Access rules search paths an attacker chooses with regular expressions an
-administrator wrote; Python's ``re`` backtracks, so a few classic shapes take
-exponential (or high polynomial) time. They are refused when the rules are
-read, never met during a request.
+administrator wrote. They run on RE2, whose time is linear in the path
+whatever the pattern; the classic shapes that take a backtracking engine
+(Python's ``re``, PCRE) exponential time are refused besides, when the rules
+are read: a rule file is often shared with other tools, and the shape is a
+mistake there.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ def backtracking_risk(pattern: str) -> str | None:
     paths of up to thousands of characters an attacker chooses. The
     shapes refused are the classic ones:
 
-    - a repeat inside a repeat: ``(a+)+``, ``(\\w*)*``, ``(.*a){20}``, ``(a?){30}``;
+    - a repeat inside a repeat, bounded or not: ``(a+)+``, ``(\\w*)*``, ``(.*a){20}``,
+      ``(a?){30}``, ``([a-z]{1,16}-?){1,16}``;
     - alternatives that can start alike, inside a repeat: ``(a|a)*``, ``(a|ab)*``;
     - three or more repeats of "anything" in a row (an unanchored pattern
       counts one more, for the places the search starts): ``.*a.*b``.
@@ -56,25 +59,45 @@ def _unbounded(high: int, parser: Any) -> bool:
     return bool(high == parser.MAXREPEAT or high > 16)
 
 
+#: How many rounds of an enclosing repeat a varying inner repeat may take.
+_FEW = 4
+
+
 def _nested_repeat(
-    items: Iterable[Any], parser: Any, *, outer_multi: bool, outer_unbounded: bool
+    items: Iterable[Any],
+    parser: Any,
+    *,
+    outer_multi: bool,
+    outer_unbounded: bool,
+    outer_many: bool = False,
 ) -> str | None:
     for op, arg in items:
         found: str | None = None
         if op in _repeats(parser):
             low, high, body = arg
             unbounded = _unbounded(high, parser)
-            if (unbounded and outer_multi) or (outer_unbounded and low != high):
+            # Bounded ones too: (x{1,16}){1,16} tries up to 16**16 splits. A few
+            # rounds of a short one, like (\d{1,3}\.){3} of an address, are harmless.
+            if (
+                (unbounded and outer_multi)
+                or (outer_unbounded and low != high)
+                or (outer_many and low != high)
+            ):
                 return "a repeat inside a repeat"
             found = _nested_repeat(
                 list(body),
                 parser,
                 outer_multi=outer_multi or high > 1,
                 outer_unbounded=outer_unbounded or unbounded,
+                outer_many=outer_many or high > _FEW,
             )
         elif op == parser.SUBPATTERN:
             found = _nested_repeat(
-                list(arg[-1]), parser, outer_multi=outer_multi, outer_unbounded=outer_unbounded
+                list(arg[-1]),
+                parser,
+                outer_multi=outer_multi,
+                outer_unbounded=outer_unbounded,
+                outer_many=outer_many,
             )
         elif op == parser.BRANCH:
             branches = [list(branch) for branch in arg[1]]
@@ -82,11 +105,19 @@ def _nested_repeat(
                 return "alternatives that can match alike, inside a repeat"
             for branch in branches:
                 found = found or _nested_repeat(
-                    branch, parser, outer_multi=outer_multi, outer_unbounded=outer_unbounded
+                    branch,
+                    parser,
+                    outer_multi=outer_multi,
+                    outer_unbounded=outer_unbounded,
+                    outer_many=outer_many,
                 )
         elif op in (parser.ASSERT, parser.ASSERT_NOT):
             found = _nested_repeat(
-                list(arg[1]), parser, outer_multi=outer_multi, outer_unbounded=outer_unbounded
+                list(arg[1]),
+                parser,
+                outer_multi=outer_multi,
+                outer_unbounded=outer_unbounded,
+                outer_many=outer_many,
             )
         if found is not None:
             return found
