@@ -392,6 +392,9 @@ def _app_with_rules(app: Flask, rules: dict[str, Any]) -> Flask:
         {"X-Original-URL": "https://app.example.com/" + "a" * 9000},
         {"X-Original-URL": "https://app.example.com/", "X-Original-Method": "G ET"},
         {"X-Original-URL": "https://app.example.com/", "X-Original-Method": "GET, POST"},
+        {"X-Original-URL": "https://app.example.com/public/#/../../admin/x"},
+        {"X-Original-URL": "https://[v1.app.example.com]/"},
+        {"X-Original-URL": "https://[app.example.com]/"},
     ],
 )
 def test_auth_request_refuses_bad_headers_with_400(shared: Flask, headers: dict[str, str]) -> None:
@@ -463,6 +466,8 @@ def test_a_header_sent_twice_is_refused(app: Flask) -> None:
         {"X-Forwarded-URI": "/" + "a" * 9000},
         {"X-Forwarded-URI": "/caf\u00e9".encode().decode("latin-1")},
         {"X-Forwarded-Method": "G ET"},
+        {"X-Forwarded-URI": "/public/#/../../admin/x"},
+        {"X-Forwarded-Host": "[v1.app.example.com]"},
     ],
 )
 def test_forward_auth_refuses_bad_headers_with_400(
@@ -835,3 +840,20 @@ def test_x_forwarded_for_is_believed_only_from_a_trusted_peer(
         app, "https://app.example.com/", headers=forwarded, environ={"REMOTE_ADDR": "10.1.2.3"}
     )
     assert lying.status_code == 400
+
+
+def test_a_short_x_forwarded_for_proves_no_client_address(make_sso: Callable[..., Flask]) -> None:
+    # Two proxies trusted, one address given: ProxyFix would keep the nearer proxy's own
+    # address as the client's, and a proxy in the office network would open the rule.
+    rules = {
+        "rules": [{"domain": "app.example.com", "networks": ["127.0.0.0/8"], "policy": "bypass"}]
+    }
+    app = make_sso(COATCHECK_ACCESS_CONTROL=rules, COATCHECK_TRUSTED_PROXIES="2, 127.0.0.1/32")
+    url = "https://app.example.com/"
+    assert auth_request(app, url).status_code == 403
+    one = {"X-Forwarded-For": "203.0.113.9"}
+    assert auth_request(app, url, headers=one).status_code == 403
+    both = {"X-Forwarded-For": "127.0.0.5, 127.0.0.1"}
+    assert auth_request(app, url, headers=both).status_code == 200
+    outside = {"X-Forwarded-For": "203.0.113.9, 127.0.0.1"}
+    assert auth_request(app, url, headers=outside).status_code == 403

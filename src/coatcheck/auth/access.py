@@ -316,7 +316,7 @@ def parse_target(method: str, url: str) -> Target:
     if parts.username is not None or parts.password is not None:
         raise ValueError("the URL must not carry a user name or password")
     host = valid_host(parts.hostname or "")
-    if host is None:
+    if host is None or ("[" in parts.netloc and not _is_ipv6(host)):
         raise ValueError("the URL has no valid host")
     del port  # checked above: a port that is not a number raises
     return target_of(method, parts.scheme, host, parts.path or "/", parts.query, url)
@@ -457,6 +457,15 @@ def _domain(value: str, where: str) -> str:
             f"{where}: {value!r} is not a host name, nor *. followed by one (like *.example.com)"
         )
     return f"*.{host}" if wildcard else host
+
+
+def _is_ipv6(text: str) -> bool:
+    """Tell whether ``text`` is an IPv6 address: the only thing brackets may hold in a
+    URL's host (``[v1.app.example.com]``, an "IPvFuture", is not a name)."""
+    try:
+        return isinstance(ipaddress.ip_address(text), ipaddress.IPv6Address)
+    except ValueError:
+        return False
 
 
 def _is_ip(text: str) -> bool:

@@ -13,6 +13,8 @@ from ..users.models import USER_AGENT_MAX
 
 #: The WSGI environ key set when the request came from a trusted proxy.
 TRUSTED_PROXY_KEY = "coatcheck.trusted_proxy"
+#: Set when a trusted proxy's X-Forwarded-For has fewer addresses than the hops trusted.
+CLIENT_UNKNOWN_KEY = "coatcheck.client_unknown"
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
@@ -27,12 +29,17 @@ class TrustedProxies:
 
     def __init__(self, app: Any, hops: int, networks: Iterable[Network] = ()) -> None:
         self.app = app
+        self.hops = hops
         self.fixed = ProxyFix(app, x_for=hops, x_proto=hops, x_host=hops)
         self.networks = tuple(networks)
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         if not self.networks or peer_in(environ.get("REMOTE_ADDR"), self.networks):
             environ[TRUSTED_PROXY_KEY] = True
+            forwarded = environ.get("HTTP_X_FORWARDED_FOR", "")
+            if sum(1 for part in forwarded.split(",") if part.strip()) < self.hops:
+                # ProxyFix then keeps a proxy's own address as the client's.
+                environ[CLIENT_UNKNOWN_KEY] = True
             return self.fixed(environ, start_response)
         return self.app(environ, start_response)
 
@@ -46,6 +53,15 @@ def peer_in(address: str | None, networks: Iterable[Network]) -> bool:
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
     return any(ip in network for network in networks)
+
+
+def proven_client_address() -> str | None:
+    """Return the client's address when the proxies in front say which it is: ``None``
+    when a trusted proxy's X-Forwarded-For has fewer addresses than the hops trusted (the
+    address would be a proxy's own). Access rules' ``networks`` decide on this."""
+    if request.environ.get(CLIENT_UNKNOWN_KEY):
+        return None
+    return request.remote_addr or None
 
 
 def from_trusted_proxy() -> bool:
