@@ -265,3 +265,20 @@ def the_portal_does_not_answer_proxy_questions(stack: Stack) -> None:
             headers=[("X-Original-URL", stack.url("app.example.com", "/admin/x"))],
         )
         assert reply.status == 404, (path, reply.status)
+
+
+def a_request_line_naming_another_host_opens_nothing(stack: Stack) -> None:
+    """``GET https://dash.example.com/... HTTP/1.1`` with ``Host: app.example.com``: the
+    proxy routes on one and must not ask coatcheck about the other."""
+    bobby = login(stack, "bobby")  # password only: dash.example.com (two_factor) is closed
+    for browser, path in ((bobby, "/secret"), (stack.browser(), "/public/x")):
+        sent = [("Host", f"app.example.com:{stack.port}"), ("Accept", "text/html")]
+        jar = "; ".join(f"{c.name}={c.value}" for c in browser.cookies)
+        if jar:
+            sent.append(("Cookie", jar))
+        reply = browser._send(
+            "dash.example.com", "GET", stack.url("dash.example.com", path), sent, None
+        )
+        assert reply.status != 200, (path, reply.status, reply.text)
+        assert stack.apps["dash"].requests_to(path) == []
+        assert stack.apps["app"].requests_to(path) == []

@@ -64,6 +64,10 @@ def test_the_portal_does_not_answer_proxy_questions(stack: Stack) -> None:
     scenarios.the_portal_does_not_answer_proxy_questions(stack)
 
 
+def test_a_request_line_naming_another_host_opens_nothing(stack: Stack) -> None:
+    scenarios.a_request_line_naming_another_host_opens_nothing(stack)
+
+
 def test_a_script_is_answered_401_not_a_page(caddy_stack: Stack) -> None:
     # Caddy's forward-auth: a client that is not loading a page gets 401, not a redirect.
     scenarios.a_script_is_told_401(caddy_stack)
