@@ -6,6 +6,8 @@ forward-auth answers are asked as a proxy would (see test_authz.py).
 
 from __future__ import annotations
 
+import html
+import re
 from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -355,3 +357,39 @@ def test_an_rd_with_markup_is_escaped_on_the_page(shared: Flask) -> None:
     assert "<script>alert(1)" not in html
     [form] = [f for f in forms(html) if f["action"] == "/login"]
     assert form["fields"]["next"] == rd  # kept, as text
+
+
+def test_a_login_sent_to_enrol_still_goes_back_to_rd(
+    make_service: Callable[..., Flask], clock: ManualClock
+) -> None:
+    import pyotp
+
+    config = {**CONFIG, "COATCHECK_ACCESS_CONTROL": PORTAL_RULES}
+    app = timed(make_service(**config, COATCHECK_REQUIRE_SECOND_FACTOR="all"), clock)
+    add(app)
+    page = Page(app)
+    form = {"username": "alice", "password": PASSWORD, "next": RD}
+    assert location(page.submit(login_page(RD), "/login", form)) == "/account/security"
+    enrolment = page.page("/account/security")
+    # After a passkey instead, the recovery codes page goes on to rd as well.
+    assert "recovery-codes?next=https://app.example.com/x" in text(enrolment)
+    begun = page.submit("/account/security", "/account/security/totp", {"name": "Phone"})
+    assert location(begun) == "/account/security/totp"
+    shown = text(page.page("/account/security/totp"))
+    secret = urlsplit(shown.split("otpauth://", 1)[1].split('"', 1)[0]).query
+    code = pyotp.TOTP(secret.split("secret=", 1)[1].split("&", 1)[0]).at(clock())
+    confirmed = page.submit(
+        "/account/security/totp", "/account/security/totp/confirm", {"code": code}
+    )
+    codes_page = location(confirmed)
+    assert codes_page.startswith("/account/security/recovery-codes?next=")
+    codes = page.page(codes_page)
+    assert "form-action 'self' https://app.example.com" in codes.headers["Content-Security-Policy"]
+    kept = re.search(r'name="next" value="([^"]+)"', text(codes))
+    assert kept is not None
+    saved = page.client.post(
+        "/account/security/recovery-codes/saved",
+        data={"csrf_token": token(text(codes)), "next": html.unescape(kept.group(1))},
+        headers={"Origin": page.origin, "Sec-Fetch-Site": "same-origin"},
+    )
+    assert location(saved) == RD

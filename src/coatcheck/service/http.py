@@ -96,8 +96,9 @@ def allow_own_script(response: Response) -> Response:
     return response
 
 
-#: The pages whose form may end on another site: a login (its second step too), a step-up.
-FORM_REDIRECT_PAGES = frozenset({"pages.login", "security.reauth"})
+#: The pages whose form may end on another site: a login (its second step too), a step-up,
+#: and the recovery codes shown at the end of an enrolment a login was sent to.
+FORM_REDIRECT_PAGES = frozenset({"pages.login", "security.reauth", "security.recovery_codes"})
 
 
 def allow_form_redirect(response: Response) -> Response:

@@ -234,6 +234,7 @@ def _password_step(target: str) -> ResponseReturnValue:
         flash_here(target, f"Welcome back, {user.username}.")
         return redirect(target or url_for("pages.account"), 303)
     if pending.stage == ENROLMENT:
+        security.keep_enrolment_target(target)
         flash("Your account must have a second factor. Set one up to finish logging in.", "warning")
         return _see_other("security.index")
     return _see_other("pages.login", next=target or None)

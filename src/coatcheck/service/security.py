@@ -43,7 +43,7 @@ from ..ext.factors import (
 )
 from ..ext.login import session_assurance
 from ..ext.session import request_client
-from .authz import asked_by, portal_next
+from .authz import asked_by, follow, portal_next
 from .forms import flash_here, no_store, render_page, see_other, throttled
 
 blueprint = Blueprint("security", __name__)
@@ -127,6 +127,22 @@ def _step_up_unless_enrolling() -> None:
         require_recent_authentication()
 
 
+#: The session meta key of where a login that the policy sent to enrol goes once enrolled.
+_ENROL_NEXT = "enrol_next"
+
+
+def keep_enrolment_target(target: str) -> None:
+    """Remember where a login sent to enrol was going (a checked ``next`` or ``rd``)."""
+    if target:
+        current_session().set_meta(_ENROL_NEXT, target)
+
+
+def _after_enrolment() -> str:
+    """Return where a login that enrolled goes: where it was going, else /account."""
+    kept = current_session().peek_meta().get(_ENROL_NEXT)
+    return (follow(str(kept)) if kept else "") or url_for("pages.account")
+
+
 def _codes_page(then: str | None = None) -> ResponseReturnValue:
     return see_other("security.recovery_codes", next=then)
 
@@ -139,7 +155,9 @@ def index() -> ResponseReturnValue:
     found = CoatCheck.state()
     enrolling = _enrolling()
     fresh = enrolling or recently_authenticated()
-    after_passkey = url_for("security.recovery_codes", next="/account" if enrolling else None)
+    after_passkey = url_for(
+        "security.recovery_codes", next=_after_enrolment() if enrolling else None
+    )
     return render_page(
         "security.html",
         factors=found.factors.factors(user_id),
@@ -220,15 +238,18 @@ def totp_confirm() -> ResponseReturnValue:
         flash(WRONG_CODE, "error")
         return _totp_page(enrolment, 401)
     current_session().set_meta(TOTP_ENROLMENT, None)
+    then = _after_enrolment()
     logged_in = finish_enrolment("otp")
     if logged_in:
         flash("Your authenticator app is set up, and you are logged in.", "success")
     else:
         flash(f"{enrolment.get('name', DEFAULT_TOTP_NAME)} is set up.", "success")
+    if logged_in:
+        current_session().set_meta(_ENROL_NEXT, None)
     if codes:
         stash_recovery_codes(codes)
-        return _codes_page("/account" if logged_in else None)
-    return redirect(url_for("pages.account") if logged_in else url_for("security.index"), 303)
+        return _codes_page(then if logged_in else None)
+    return redirect(then if logged_in else url_for("security.index"), 303)
 
 
 @blueprint.post("/account/security/<int:factor_id>/rename")
@@ -305,6 +326,7 @@ def recovery_codes() -> ResponseReturnValue:
 @blueprint.post("/account/security/recovery-codes/saved")
 def recovery_codes_saved() -> ResponseReturnValue:
     target = portal_next()
+    current_session().set_meta(_ENROL_NEXT, None)
     return redirect(target or url_for("security.index"), 303)
 
 
