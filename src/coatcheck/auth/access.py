@@ -52,7 +52,9 @@ __all__ = [
     "Target",
     "Who",
     "host_under",
+    "parse_address",
     "parse_target",
+    "valid_host",
 ]
 
 BYPASS, ONE_FACTOR, TWO_FACTOR, DENY = "bypass", "one_factor", "two_factor", "deny"
@@ -79,6 +81,8 @@ class Who:
     username: str
     roles: frozenset[str]
     aal: int
+    #: Not for decisions: what an allowed request's ``Remote-Email`` says.
+    email: str = ""
 
 
 @dataclass(frozen=True)
@@ -210,7 +214,7 @@ class AccessRules:
             if explain:
                 trail.append(f"refused before any rule: {target.ambiguous}")
             return Decision(FORBIDDEN, DENY, None, None, tuple(trail))
-        address = _address(client_ip) if self._networks else None
+        address = parse_address(client_ip) if self._networks else None
         login_could_help = False
         for rule in self.rules:
             missed = _miss(rule, target, address)
@@ -319,11 +323,11 @@ def parse_target(method: str, url: str) -> Target:
     if host is None or ("[" in parts.netloc and not _is_ipv6(host)):
         raise ValueError("the URL has no valid host")
     del port  # checked above: a port that is not a number raises
-    return target_of(method, parts.scheme, host, parts.path or "/", parts.query, url)
+    return _target_of(method, parts.scheme, host, parts.path or "/", parts.query, url)
 
 
-def target_of(method: str, scheme: str, host: str, path: str, query: str, url: str) -> Target:
-    """Return the target of a request whose parts were checked by the caller."""
+def _target_of(method: str, scheme: str, host: str, path: str, query: str, url: str) -> Target:
+    """Return the target of a request whose URL :func:`parse_target` checked."""
     method = method.strip().upper()
     if _METHOD.fullmatch(method) is None:
         raise ValueError("the method is not an HTTP method")
@@ -562,7 +566,8 @@ def _covers(patterns: Iterable[str], domain: str) -> bool:
 # -- matching ---------------------------------------------------------------------------
 
 
-def _address(client_ip: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+def parse_address(client_ip: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """Return the IP address in ``client_ip`` (an IPv4-mapped IPv6 one as IPv4), or ``None``."""
     if not client_ip:
         return None
     try:

@@ -9,6 +9,7 @@ from typing import Any
 from flask import request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from ..auth.access import parse_address
 from ..users.models import USER_AGENT_MAX
 
 #: The WSGI environ key set when the request came from a trusted proxy.
@@ -46,13 +47,8 @@ class TrustedProxies:
 
 def peer_in(address: str | None, networks: Iterable[Network]) -> bool:
     """Tell whether ``address`` (an IP address as text) is in one of ``networks``."""
-    try:
-        ip = ipaddress.ip_address((address or "").strip())
-    except ValueError:
-        return False
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return any(ip in network for network in networks)
+    ip = parse_address(address)
+    return ip is not None and any(ip in network for network in networks)
 
 
 def proven_client_address() -> str | None:

@@ -122,19 +122,15 @@ def browser_page_load() -> bool:
     """Tell whether the request's headers say a browser is loading a page (the part of
     :func:`wants_json` that looks at headers alone; forward auth asks it of the
     request the proxy passes on)."""
-    return not _wants_json_by_headers()
-
-
-def _wants_json_by_headers() -> bool:
     if request.headers.get("X-Requested-With", "").lower() == "xmlhttprequest":
-        return True
+        return False
     mode = request.headers.get("Sec-Fetch-Mode", "").lower()
     if mode:
-        return mode != "navigate"
+        return mode == "navigate"
     if not request.accept_mimetypes:
-        return True
+        return False
     best = request.accept_mimetypes.best_match(["text/html", "application/json"])
-    return best == "application/json"
+    return best != "application/json"
 
 
 def error_response(status: int, code: str, message: str) -> Response:

@@ -31,7 +31,6 @@ from ..auth.access import (
     Who,
     host_under,
     parse_target,
-    valid_host,
 )
 from ..auth.assurance import Assurance
 from ..core.errors import ConfigurationError
@@ -189,10 +188,11 @@ def _who() -> Who | None:
     # a remember-me cookie, and a proxy would drop the cookies of a new session.
     family = bearer_family() if user.via == "bearer" else None
     if family is not None:
-        assurance = Assurance.from_meta(family.meta, family.created_at)
+        assurance, email = Assurance.from_meta(family.meta, family.created_at), ""
     else:
         assurance = session_assurance()
-    return Who(str(user.username or ""), frozenset(user.roles), assurance.aal)
+        email = str(current_session().peek_meta().get("email") or "")
+    return Who(str(user.username or ""), frozenset(user.roles), assurance.aal, email)
 
 
 def _answer(target: Target, *, redirect_status: int | None) -> Response:
@@ -220,11 +220,7 @@ def _answer(target: Target, *, redirect_status: int | None) -> Response:
 
 
 def _identify(response: Response, who: Who) -> None:
-    user = session_user()
-    email = ""
-    if user.via == "session":
-        email = str(current_session().peek_meta().get("email") or "")
-    values = (who.username, ",".join(sorted(who.roles)), email, who.username)
+    values = (who.username, ",".join(sorted(who.roles)), who.email, who.username)
     for name, value in zip(IDENTITY_HEADERS, values, strict=True):
         response.headers[name] = _header_text(value)
 
@@ -289,10 +285,13 @@ def allowed_rd(url: str) -> bool:
         return False
     if target.ambiguous is not None or "\\" in url:
         return False
-    settings = CoatCheck.state().settings
-    if target.scheme != "https" and settings.cookie_secure:
-        return False
-    return allowed_host(target.host)
+    return target.scheme in _schemes() and allowed_host(target.host)
+
+
+def _schemes() -> tuple[str, ...]:
+    """Return the schemes the portal sends browsers to, and trusts origins of: https, and
+    http too when the cookies are not secure (a plain-HTTP deployment)."""
+    return ("https",) if CoatCheck.state().settings.cookie_secure else ("https", "http")
 
 
 def allowed_host(host: str) -> bool:
@@ -328,17 +327,16 @@ def _protected_origin(rules: AccessRules, domain: str, origin: str) -> bool:
     """Tell whether ``origin`` is a site the rules protect under the cookie domain
     (such a site may post to the portal: a logout button, say)."""
     try:
-        parts = urlsplit(origin)
-        parts.port  # noqa: B018
+        target = parse_target("GET", origin)
     except ValueError:
         return False
-    host = valid_host(parts.hostname or "")
-    secure = CoatCheck.state().settings.cookie_secure
-    if host is None or parts.scheme not in (("https",) if secure else ("https", "http")):
-        return False
-    if parts.path or parts.query or parts.username:
-        return False
-    return host_under(host, domain) and rules.protects_host(host)
+    return (
+        target.resource == "/"
+        and "#" not in origin  # an origin: no path, query, fragment
+        and target.scheme in _schemes()
+        and host_under(target.host, domain)
+        and rules.protects_host(target.host)
+    )
 
 
 __all__ = [
